@@ -1,0 +1,195 @@
+/** Shared upstream HTTP plumbing: timeouts, transport errors and the backend's own error answers. */
+import { GatewayError, upstreamError, upstreamTimeout } from "../src/errors.ts";
+import { type ConnectProbe, createConnectProbe } from "./connect_probe.ts";
+import type { AdapterDeps, BackendConfig } from "./types.ts";
+
+const probes = new WeakMap<BackendConfig, ConnectProbe>();
+
+/** The connect probe of a backend, made on first use. */
+function probeOf(config: BackendConfig): ConnectProbe {
+  let probe = probes.get(config);
+  if (!probe) {
+    probe = createConnectProbe(config);
+    probes.set(config, probe);
+  }
+  return probe;
+}
+
+/** One upstream call as an adapter describes it. */
+export interface UpstreamCall {
+  /** Path appended to the backend's base URL (a constant chosen by the adapter). */
+  path: string;
+  method?: "GET" | "POST";
+  /** JSON body; sent as one string so headers and body leave in one write. */
+  body?: unknown;
+  signal?: AbortSignal;
+}
+
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+const MAX_CLIENT_MESSAGE_CHARS = 500;
+
+/** Headers for every call to this backend: credential and static headers from the config only. */
+export function upstreamHeaders(config: BackendConfig): Headers {
+  const headers = new Headers(config.headers);
+  headers.set("content-type", "application/json");
+  headers.set("accept", "application/json, text/event-stream");
+  if (config.apiKey) headers.set(config.authHeader, `${config.authPrefix}${config.apiKey}`);
+  return headers;
+}
+
+/**
+ * Calls the backend and returns its response once the headers arrive. Transport failures become 502,
+ * no headers within `firstByteMs` becomes 504, and a non-2xx answer becomes a GatewayError.
+ */
+export async function callUpstream(
+  deps: AdapterDeps,
+  config: BackendConfig,
+  call: UpstreamCall,
+): Promise<Response> {
+  const url = config.baseUrl + call.path;
+  const probe = probeOf(config);
+  await probe.ensure();
+  // The caller's signal and the first-byte timer only guard the wait for headers: a stream that
+  // outlives them is ended by cancelling its body, never by a timer set before it started.
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, config.timeouts.firstByteMs);
+  const onAbort = () => controller.abort();
+  call.signal?.addEventListener("abort", onAbort, { once: true });
+  let response: Response;
+  try {
+    response = await deps.fetch(url, {
+      method: call.method ?? "POST",
+      headers: upstreamHeaders(config),
+      body: call.body === undefined ? undefined : JSON.stringify(call.body),
+      signal: controller.signal,
+    });
+  } catch (err) {
+    if (timedOut) throw upstreamTimeout(`Backend "${config.name}" did not answer in time`, err);
+    if (call.signal?.aborted) throw clientGone(err);
+    throw upstreamError(`Backend "${config.name}" could not be reached`, err);
+  } finally {
+    clearTimeout(timer);
+    call.signal?.removeEventListener("abort", onAbort);
+  }
+  probe.markOk();
+  if (!response.ok) throw await upstreamStatusError(config, response);
+  return response;
+}
+
+/** The error used when the client's own signal aborted the call. */
+function clientGone(cause: unknown): GatewayError {
+  return new GatewayError("The client closed the request", {
+    status: 499,
+    type: "invalid_request_error",
+    code: "client_closed_request",
+    cause,
+  });
+}
+
+/**
+ * Maps a backend's error answer to the client-facing error. A 4xx keeps its status and the
+ * backend's own message (trimmed, with the backend's URL and credential removed); the gateway's
+ * credential being refused, and every 5xx, become 502 so the client is not told its key is wrong.
+ */
+export async function upstreamStatusError(
+  config: BackendConfig,
+  response: Response,
+): Promise<GatewayError> {
+  const text = await readLimited(response, MAX_ERROR_BODY_BYTES);
+  const detail = { status: response.status, body: text, backend: config.name };
+  const status = response.status;
+  if (status === 401 || status === 403 || status === 407 || status >= 500 || status < 400) {
+    return upstreamError(`Backend "${config.name}" answered with HTTP ${status}`, detail);
+  }
+  const message = sanitizeMessage(config, extractMessage(text)) ??
+    `Backend "${config.name}" refused the request with HTTP ${status}`;
+  const code = status === 404 ? "model_not_found" : status === 429 ? "rate_limit_exceeded" : null;
+  const type = status === 429 ? "rate_limit_error" : "invalid_request_error";
+  const headers: Record<string, string> = {};
+  const retryAfter = response.headers.get("retry-after");
+  if (status === 429 && retryAfter && /^\d{1,6}$/.test(retryAfter)) {
+    headers["retry-after"] = retryAfter;
+  }
+  return new GatewayError(message, { status, type, code, headers, cause: detail });
+}
+
+/** Pulls `error.message`, `error` (string) or `message` out of a JSON error body. */
+function extractMessage(text: string): string | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!parsed || typeof parsed !== "object") return null;
+  const record = parsed as Record<string, unknown>;
+  const error = record.error;
+  if (typeof error === "string") return error;
+  if (error && typeof error === "object") {
+    const message = (error as Record<string, unknown>).message;
+    if (typeof message === "string") return message;
+  }
+  return typeof record.message === "string" ? record.message : null;
+}
+
+/** Keeps a backend message safe to show: one line, bounded, no backend URL or credential in it. */
+function sanitizeMessage(config: BackendConfig, message: string | null): string | null {
+  if (!message) return null;
+  let clean = message.replace(/[\r\n]+/g, " ").trim();
+  for (const secret of [config.apiKey, config.baseUrl, new URL(config.baseUrl).host]) {
+    if (secret) clean = clean.split(secret).join("[redacted]");
+  }
+  if (clean.length > MAX_CLIENT_MESSAGE_CHARS) {
+    clean = clean.slice(0, MAX_CLIENT_MESSAGE_CHARS) + "…";
+  }
+  return clean || null;
+}
+
+/** Reads at most `limit` bytes of a body as text and releases the rest. */
+async function readLimited(response: Response, limit: number): Promise<string> {
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < limit) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+    }
+  } catch {
+    // A broken error body still yields whatever arrived.
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  const all = new Uint8Array(Math.min(size, limit));
+  let offset = 0;
+  for (const chunk of chunks) {
+    const part = chunk.subarray(0, Math.min(chunk.byteLength, all.byteLength - offset));
+    all.set(part, offset);
+    offset += part.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
+
+/** Reads a JSON body of a successful upstream answer; a body that is not JSON is a 502. */
+export async function readUpstreamJson(
+  config: BackendConfig,
+  response: Response,
+): Promise<Record<string, unknown>> {
+  let parsed: unknown;
+  try {
+    parsed = await response.json();
+  } catch (err) {
+    throw upstreamError(`Backend "${config.name}" sent a body that is not JSON`, err);
+  }
+  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw upstreamError(`Backend "${config.name}" sent an unexpected body`);
+  }
+  return parsed as Record<string, unknown>;
+}

@@ -1,0 +1,77 @@
+/** Admin authentication: the admin key as a bearer token, compared in constant time. */
+import { Buffer } from "node:buffer";
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { MiddlewareHandler } from "hono";
+import type { GatewayEnv } from "../src/context.ts";
+import { GatewayError } from "../src/errors.ts";
+import type { Logger } from "../src/log.ts";
+import type { Metrics } from "../src/metrics.ts";
+
+/** Options for {@linkcode adminAuth}. */
+export interface AdminAuthOptions {
+  /** SHA-256 (hex) of the admin key. */
+  adminKeyHash: string;
+  now: () => number;
+  log: Logger;
+  metrics: Metrics;
+  /** Failed attempts from one address within `windowMs` before it must wait. */
+  maxFailures?: number;
+  windowMs?: number;
+  /** Accepts a request by other means first (the admin UI's session cookie). */
+  alternative?: (c: Parameters<MiddlewareHandler<GatewayEnv>>[0]) => Promise<boolean> | boolean;
+}
+
+/** SHA-256 hex of a secret. */
+export function sha256Hex(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/** Constant-time check of a presented admin key against the stored hash. */
+export function adminKeyMatches(presented: string, expectedHash: string): boolean {
+  const presentedHash = Buffer.from(sha256Hex(presented), "hex");
+  const expected = Buffer.from(expectedHash, "hex");
+  return presentedHash.length === expected.length && timingSafeEqual(presentedHash, expected);
+}
+
+/**
+ * Refuses requests without the admin key with 401. An address that keeps failing is refused with
+ * 429 and `Retry-After` until its window passes, so the key cannot be guessed at speed.
+ */
+export function adminAuth(options: AdminAuthOptions): MiddlewareHandler<GatewayEnv> {
+  const maxFailures = options.maxFailures ?? 5;
+  const windowMs = options.windowMs ?? 60_000;
+  const failures = new Map<string, { count: number; since: number }>();
+  return async function requireAdmin(c, next) {
+    if (options.alternative && await options.alternative(c)) return await next();
+    const ip = c.get("clientIp") ?? "unknown";
+    const now = options.now();
+    const record = failures.get(ip);
+    if (record && now - record.since > windowMs) failures.delete(ip);
+    const current = failures.get(ip);
+    if (current && current.count >= maxFailures) {
+      const wait = Math.max(1, Math.ceil((current.since + windowMs - now) / 1000));
+      throw new GatewayError("Too many failed admin logins: wait before trying again", {
+        status: 429,
+        type: "rate_limit_error",
+        code: "rate_limit_exceeded",
+        headers: { "retry-after": String(wait) },
+      });
+    }
+    const header = c.req.header("authorization") ?? "";
+    const token = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
+    if (!token || !adminKeyMatches(token, options.adminKeyHash)) {
+      const entry = failures.get(ip) ?? { count: 0, since: now };
+      entry.count++;
+      failures.set(ip, entry);
+      if (failures.size > 10_000) failures.delete(failures.keys().next().value!);
+      options.metrics.inc("modelgate_admin_auth_failures_total");
+      options.log.warn("admin authentication failed", { client_ip: ip });
+      throw new GatewayError("Invalid admin key", {
+        status: 401,
+        type: "authentication_error",
+        code: "invalid_api_key",
+      });
+    }
+    await next();
+  };
+}

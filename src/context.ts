@@ -1,0 +1,59 @@
+/** What the middleware chain learns about one request, typed for Hono's context. */
+import type { Endpoint, Usage } from "../adapters/types.ts";
+import type { IpBytes } from "./net/ip.ts";
+
+/** How a request that reached routing ended. */
+export type Outcome = "completed" | "client_cancelled" | "upstream_error" | "timeout" | "error";
+
+/** Everything known about a finished request: the input of quota settlement and the ledger. */
+export interface Completion {
+  requestId: string;
+  endpoint: Endpoint;
+  /** The model name the client used. */
+  model: string;
+  /** The backend that served it, or null when none was reached. */
+  backend: string | null;
+  stream: boolean;
+  status: number;
+  outcome: Outcome;
+  /** Final token counts: reported by the backend, or estimated when it never said. */
+  usage: Usage;
+  usageReported: boolean;
+  latencyMs: number;
+  ttftMs: number | null;
+  clientIp: string;
+}
+
+/** Runs when a request is over (response sent, stream ended or cancelled). */
+export type Finisher = (completion: Completion) => void | Promise<void>;
+
+/** One /v1 request in flight: filled in as the pipeline learns more, finished exactly once. */
+export interface Exchange {
+  requestId: string;
+  /** `now()` when the request arrived, in ms. */
+  startedAt: number;
+  endpoint: Endpoint | null;
+  model: string | null;
+  backend: string | null;
+  stream: boolean;
+  /** Called in order once the request is over. */
+  finishers: Finisher[];
+  finished: boolean;
+}
+
+/** Connection info Deno.serve passes to the app as Hono's `c.env`. */
+export interface ServeBindings {
+  remoteAddr?: { hostname: string; port: number };
+}
+
+/** Hono environment of the gateway's routes. */
+export interface GatewayEnv {
+  Bindings: ServeBindings;
+  Variables: {
+    clientIp: string;
+    clientIpBytes: IpBytes | null;
+    /** Parsed JSON body of a /v1 POST request. */
+    body: Record<string, unknown>;
+    exchange: Exchange;
+  };
+}

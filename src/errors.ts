@@ -1,0 +1,121 @@
+/** OpenAI error `type` values ModelGate emits. */
+export type ErrorType =
+  | "invalid_request_error"
+  | "authentication_error"
+  | "permission_error"
+  | "rate_limit_error"
+  | "insufficient_quota"
+  | "api_error";
+
+/** Options for {@linkcode GatewayError}. */
+export interface GatewayErrorOptions {
+  status: number;
+  type: ErrorType;
+  code?: string | null;
+  param?: string | null;
+  /** Extra response headers, e.g. `Retry-After`. */
+  headers?: Record<string, string>;
+  /** Internal detail for logs only; never shown to clients. */
+  cause?: unknown;
+}
+
+/** The one error class every layer throws; rendered as OpenAI's error envelope. */
+export class GatewayError extends Error {
+  readonly status: number;
+  readonly type: ErrorType;
+  readonly code: string | null;
+  readonly param: string | null;
+  readonly headers: Record<string, string>;
+
+  constructor(message: string, options: GatewayErrorOptions) {
+    super(message, { cause: options.cause });
+    this.name = "GatewayError";
+    this.status = options.status;
+    this.type = options.type;
+    this.code = options.code ?? null;
+    this.param = options.param ?? null;
+    this.headers = options.headers ?? {};
+  }
+
+  /** The JSON body OpenAI clients expect. */
+  toJSON(): ErrorBody {
+    return {
+      error: { message: this.message, type: this.type, param: this.param, code: this.code },
+    };
+  }
+}
+
+/** OpenAI's error envelope. */
+export interface ErrorBody {
+  error: { message: string; type: string; param: string | null; code: string | null };
+}
+
+/** 400 for a malformed or invalid request; `param` names the field. */
+export function invalidRequest(message: string, param: string | null = null): GatewayError {
+  return new GatewayError(message, {
+    status: 400,
+    type: "invalid_request_error",
+    code: param ? "invalid_value" : "invalid_request",
+    param,
+  });
+}
+
+/** 404 for a model no backend serves. */
+export function modelNotFound(model: string): GatewayError {
+  return new GatewayError(`Model "${model}" is not served by any backend`, {
+    status: 404,
+    type: "invalid_request_error",
+    code: "model_not_found",
+    param: "model",
+  });
+}
+
+/** 413 for a body over `server.max_body_bytes`. */
+export function requestTooLarge(limit: number): GatewayError {
+  return new GatewayError(`Request body is larger than the limit of ${limit} bytes`, {
+    status: 413,
+    type: "invalid_request_error",
+    code: "request_too_large",
+  });
+}
+
+/** 502 when a backend cannot be reached or answers with a server error. */
+export function upstreamError(message: string, cause?: unknown): GatewayError {
+  return new GatewayError(message, {
+    status: 502,
+    type: "api_error",
+    code: "upstream_error",
+    cause,
+  });
+}
+
+/** 504 when a backend does not answer in time. */
+export function upstreamTimeout(message: string, cause?: unknown): GatewayError {
+  return new GatewayError(message, {
+    status: 504,
+    type: "api_error",
+    code: "upstream_timeout",
+    cause,
+  });
+}
+
+/** 503 when no backend for a model is currently usable. */
+export function noBackendAvailable(model: string): GatewayError {
+  return new GatewayError(`No backend is available for model "${model}"`, {
+    status: 503,
+    type: "api_error",
+    code: "no_backend_available",
+    headers: { "retry-after": "1" },
+  });
+}
+
+/** Turns anything thrown into a GatewayError; unknown errors become an opaque 500. */
+export function toGatewayError(err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err;
+  return new GatewayError("The gateway failed to handle the request", {
+    status: 500,
+    type: "api_error",
+    code: "internal_error",
+    cause: err,
+  });
+}

@@ -1,0 +1,100 @@
+/** Opens and finishes the Exchange of each /v1 request, so every path settles exactly once. */
+import type { Context, MiddlewareHandler } from "hono";
+import type { Usage } from "../../adapters/types.ts";
+import type { Completion, GatewayEnv, Outcome } from "../context.ts";
+import { toGatewayError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+
+/** Token counts of a request that produced none. */
+export const NO_USAGE: Usage = Object.freeze({
+  prompt_tokens: 0,
+  completion_tokens: 0,
+  total_tokens: 0,
+});
+
+/** Options for {@linkcode exchange}. */
+export interface ExchangeOptions {
+  now: () => number;
+  log: Logger;
+}
+
+/**
+ * Starts the Exchange and, when anything later in the chain throws, finishes it as failed, so a
+ * reservation made by an earlier middleware is always settled.
+ */
+export function exchange(options: ExchangeOptions): MiddlewareHandler<GatewayEnv> {
+  return async function openExchange(c, next) {
+    const requestId = c.req.header("x-request-id")?.match(/^[\w.-]{1,64}$/)?.[0] ??
+      crypto.randomUUID();
+    c.set("exchange", {
+      requestId,
+      startedAt: options.now(),
+      endpoint: null,
+      model: null,
+      backend: null,
+      stream: false,
+      finishers: [],
+      finished: false,
+    });
+    c.header("x-request-id", requestId);
+    try {
+      await next();
+    } catch (err) {
+      const error = toGatewayError(err);
+      finish(c, options, { status: error.status, outcome: outcomeOf(error.status) });
+      throw err;
+    }
+  };
+}
+
+function outcomeOf(status: number): Outcome {
+  if (status === 504) return "timeout";
+  if (status === 502) return "upstream_error";
+  if (status === 499) return "client_cancelled";
+  return "error";
+}
+
+/** What the caller of {@linkcode finish} knows about the end of a request. */
+export interface FinishInput {
+  status: number;
+  outcome: Outcome;
+  usage?: Usage;
+  usageReported?: boolean;
+  ttftMs?: number | null;
+}
+
+/** Runs the finishers once; later calls do nothing. Finisher failures are logged, not thrown. */
+export function finish(
+  c: Context<GatewayEnv>,
+  options: ExchangeOptions,
+  input: FinishInput,
+): void {
+  const ex = c.get("exchange");
+  if (!ex || ex.finished) return;
+  ex.finished = true;
+  if (!ex.endpoint || ex.finishers.length === 0) return;
+  const completion: Completion = {
+    requestId: ex.requestId,
+    endpoint: ex.endpoint,
+    model: ex.model ?? "",
+    backend: ex.backend,
+    stream: ex.stream,
+    status: input.status,
+    outcome: input.outcome,
+    usage: input.usage ?? NO_USAGE,
+    usageReported: input.usageReported ?? false,
+    latencyMs: Math.max(0, options.now() - ex.startedAt),
+    ttftMs: input.ttftMs ?? null,
+    clientIp: c.get("clientIp") ?? "unknown",
+  };
+  for (const finisher of ex.finishers) {
+    try {
+      const result = finisher(completion);
+      if (result instanceof Promise) {
+        result.catch((err) => options.log.error("finisher failed", { error: String(err) }));
+      }
+    } catch (err) {
+      options.log.error("finisher failed", { error: String(err) });
+    }
+  }
+}

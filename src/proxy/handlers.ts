@@ -1,0 +1,89 @@
+/** Handlers for /v1/*: validate, route, call the adapter, meter the answer. Thin on purpose. */
+import type { Context, Handler } from "hono";
+import type { Endpoint, Usage } from "../../adapters/types.ts";
+import type { GatewayEnv } from "../context.ts";
+import type { Logger } from "../log.ts";
+import type { ModelRegistry } from "../routing/registry.ts";
+import { estimatePromptTokens } from "../usage/estimate.ts";
+import { meterStream, type StreamSummary } from "../usage/meter.ts";
+import { type ExchangeOptions, finish } from "./exchange.ts";
+import { validateBody } from "./validate.ts";
+
+/** What the proxy handlers need. */
+export interface ProxyDeps {
+  registry: ModelRegistry;
+  now: () => number;
+  log: Logger;
+  /** Model used when a request names none (a key's default model). */
+  defaultModel?: (c: Context<GatewayEnv>) => string | null;
+}
+
+const SSE_HEADERS = {
+  "content-type": "text/event-stream; charset=utf-8",
+  "cache-control": "no-cache",
+  "x-accel-buffering": "no",
+};
+
+/** The handler of one proxied endpoint. */
+export function proxyEndpoint(endpoint: Endpoint, deps: ProxyDeps): Handler<GatewayEnv> {
+  const options: ExchangeOptions = { now: deps.now, log: deps.log };
+  return async function proxy(c) {
+    const body = c.get("body");
+    const ex = c.get("exchange");
+    const request = validateBody(endpoint, body, deps.defaultModel?.(c) ?? null);
+    ex.endpoint = endpoint;
+    ex.model = request.model;
+    ex.stream = request.stream;
+    const route = deps.registry.resolve(request.model);
+    ex.backend = route.adapter.config.name;
+    const result = await route.adapter.send({
+      endpoint,
+      body: { ...body, model: route.upstreamModel },
+      stream: request.stream,
+      signal: c.req.raw.signal,
+      requestId: ex.requestId,
+    });
+    if (result.kind === "json") {
+      finish(c, options, {
+        status: result.status,
+        outcome: "completed",
+        usage: result.usage ?? estimateUsage(endpoint, body, 0),
+        usageReported: result.usage !== null,
+      });
+      return c.json(result.body, result.status as 200);
+    }
+    const stream = meterStream(result.stream, {
+      stripUsage: !request.includeUsage,
+      idleMs: route.adapter.config.timeouts.idleMs,
+      now: deps.now,
+      startedAt: ex.startedAt,
+      onFault(outcome, cause) {
+        deps.log.warn("stream from backend failed", {
+          request_id: ex.requestId,
+          backend: ex.backend,
+          outcome,
+          error: cause instanceof Error ? cause.message : String(cause),
+        });
+      },
+      onEnd(summary: StreamSummary) {
+        finish(c, options, {
+          status: result.status,
+          outcome: summary.outcome,
+          usage: summary.usage ?? estimateUsage(endpoint, body, summary.choiceEvents),
+          usageReported: summary.usage !== null,
+          ttftMs: summary.ttftMs,
+        });
+      },
+    });
+    return new Response(stream, {
+      status: result.status,
+      headers: { ...SSE_HEADERS, "x-request-id": ex.requestId },
+    });
+  };
+}
+
+/** Usage for an answer whose backend never reported it: estimated prompt, counted chunks. */
+function estimateUsage(endpoint: Endpoint, body: Record<string, unknown>, chunks: number): Usage {
+  const prompt = estimatePromptTokens(endpoint, body);
+  return { prompt_tokens: prompt, completion_tokens: chunks, total_tokens: prompt + chunks };
+}
