@@ -66,6 +66,7 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
   v1.use(exchange({ now, log }));
   v1.use(async function recordCompletion(c, next) {
     c.get("exchange").finishers.push((done) => {
+      if (done.endpoint === null) return;
       const labels = {
         endpoint: done.endpoint,
         backend: done.backend ?? "",

@@ -8,7 +8,8 @@ export type Outcome = "completed" | "client_cancelled" | "upstream_error" | "tim
 /** Everything known about a finished request: the input of quota settlement and the ledger. */
 export interface Completion {
   requestId: string;
-  endpoint: Endpoint;
+  /** Null for requests that never reached a proxied endpoint (e.g. refused by validation). */
+  endpoint: Endpoint | null;
   /** The model name the client used. */
   model: string;
   /** The backend that served it, or null when none was reached. */
@@ -36,6 +37,8 @@ export interface Exchange {
   model: string | null;
   backend: string | null;
   stream: boolean;
+  /** A streamed response is being sent; its meter finishes the exchange. */
+  streaming: boolean;
   /** Called in order once the request is over. */
   finishers: Finisher[];
   finished: boolean;

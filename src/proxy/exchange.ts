@@ -19,8 +19,9 @@ export interface ExchangeOptions {
 }
 
 /**
- * Starts the Exchange and, when anything later in the chain throws, finishes it as failed, so a
- * reservation made by an earlier middleware is always settled.
+ * Starts the Exchange and guarantees it finishes exactly once: with the response, with the error
+ * that replaced it, or (for streams) when the meter ends. So whatever an earlier middleware
+ * reserved or acquired is always settled or released.
  */
 export function exchange(options: ExchangeOptions): MiddlewareHandler<GatewayEnv> {
   return async function openExchange(c, next) {
@@ -33,16 +34,25 @@ export function exchange(options: ExchangeOptions): MiddlewareHandler<GatewayEnv
       model: null,
       backend: null,
       stream: false,
+      streaming: false,
       finishers: [],
       finished: false,
     });
     c.header("x-request-id", requestId);
     try {
       await next();
-    } catch (err) {
-      const error = toGatewayError(err);
-      finish(c, options, { status: error.status, outcome: outcomeOf(error.status) });
-      throw err;
+    } finally {
+      // A stream finishes when its meter ends; everything else finishes with its response.
+      // Hono hands thrown errors to onError inside next(), leaving them in `c.error`.
+      const ex = c.get("exchange");
+      if (!ex.streaming) {
+        const error = c.error ? toGatewayError(c.error) : null;
+        const status = error?.status ?? c.res.status;
+        finish(c, options, {
+          status,
+          outcome: error || status >= 400 ? outcomeOf(status) : "completed",
+        });
+      }
     }
   };
 }
@@ -72,7 +82,7 @@ export function finish(
   const ex = c.get("exchange");
   if (!ex || ex.finished) return;
   ex.finished = true;
-  if (!ex.endpoint || ex.finishers.length === 0) return;
+  if (ex.finishers.length === 0) return;
   const completion: Completion = {
     requestId: ex.requestId,
     endpoint: ex.endpoint,

@@ -52,6 +52,7 @@ export function proxyEndpoint(endpoint: Endpoint, deps: ProxyDeps): Handler<Gate
       });
       return c.json(result.body, result.status as 200);
     }
+    ex.streaming = true;
     const stream = meterStream(result.stream, {
       stripUsage: !request.includeUsage,
       idleMs: route.adapter.config.timeouts.idleMs,
