@@ -1,4 +1,5 @@
 /** The adapter for each backend kind; the only place that knows which kinds exist. */
+import { createOllamaAdapter } from "./ollama.ts";
 import {
   createLlamaCppAdapter,
   createOpenAiAdapter,
@@ -12,8 +13,7 @@ const FACTORIES: Record<BackendType, AdapterFactory> = {
   openai_compatible: createThirdPartyAdapter,
   vllm: createVllmAdapter,
   llamacpp: createLlamaCppAdapter,
-  // Ollama also serves OpenAI's API under /v1; the native adapter replaces this.
-  ollama: createVllmAdapter,
+  ollama: createOllamaAdapter,
 };
 
 /** Builds the adapter for one configured backend. */

@@ -4,6 +4,7 @@ import type { Usage } from "../../adapters/types.ts";
 import type { Completion, GatewayEnv, Outcome } from "../context.ts";
 import { toGatewayError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import type { PendingWork } from "../pending.ts";
 
 /** Token counts of a request that produced none. */
 export const NO_USAGE: Usage = Object.freeze({
@@ -16,6 +17,8 @@ export const NO_USAGE: Usage = Object.freeze({
 export interface ExchangeOptions {
   now: () => number;
   log: Logger;
+  /** Tracks asynchronous finishers so shutdown can wait for them. */
+  pending?: PendingWork;
 }
 
 /**
@@ -101,6 +104,7 @@ export function finish(
     try {
       const result = finisher(completion);
       if (result instanceof Promise) {
+        options.pending?.track(result);
         result.catch((err) => options.log.error("finisher failed", { error: String(err) }));
       }
     } catch (err) {

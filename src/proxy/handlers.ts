@@ -7,15 +7,31 @@ import type { ModelRegistry } from "../routing/registry.ts";
 import { estimatePromptTokens } from "../usage/estimate.ts";
 import { meterStream, type StreamSummary } from "../usage/meter.ts";
 import { type ExchangeOptions, finish } from "./exchange.ts";
-import { validateBody } from "./validate.ts";
+import { type ProxyRequest, validateBody } from "./validate.ts";
+import type { PendingWork } from "../pending.ts";
+import type { Route } from "../routing/registry.ts";
 
 /** What the proxy handlers need. */
 export interface ProxyDeps {
   registry: ModelRegistry;
   now: () => number;
   log: Logger;
+  pending?: PendingWork;
   /** Model used when a request names none (a key's default model). */
   defaultModel?: (c: Context<GatewayEnv>) => string | null;
+  /**
+   * Runs after validation and routing, before the backend is called: access checks and quota
+   * reservation. It throws to refuse; what it acquires it releases through an exchange finisher.
+   */
+  beforeSend?: (c: Context<GatewayEnv>, admission: Admission) => Promise<void> | void;
+}
+
+/** What the pipeline knows about a request about to be sent. */
+export interface Admission {
+  endpoint: Endpoint;
+  request: ProxyRequest;
+  body: Record<string, unknown>;
+  route: Route;
 }
 
 const SSE_HEADERS = {
@@ -26,7 +42,7 @@ const SSE_HEADERS = {
 
 /** The handler of one proxied endpoint. */
 export function proxyEndpoint(endpoint: Endpoint, deps: ProxyDeps): Handler<GatewayEnv> {
-  const options: ExchangeOptions = { now: deps.now, log: deps.log };
+  const options: ExchangeOptions = { now: deps.now, log: deps.log, pending: deps.pending };
   return async function proxy(c) {
     const body = c.get("body");
     const ex = c.get("exchange");
@@ -35,6 +51,8 @@ export function proxyEndpoint(endpoint: Endpoint, deps: ProxyDeps): Handler<Gate
     ex.model = request.model;
     ex.stream = request.stream;
     const route = deps.registry.resolve(request.model);
+    await deps.beforeSend?.(c, { endpoint, request, body, route });
+    // From here on the request counts as sent: it gets a ledger record whatever happens.
     ex.backend = route.adapter.config.name;
     const result = await route.adapter.send({
       endpoint,
