@@ -69,6 +69,7 @@ async function serve(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
   await gateway.finished;
+  await gateway.shutdown();
   log.info("modelgate stopped");
   return 0;
 }

@@ -1,22 +1,39 @@
 /** createApp(deps): the one place where routes and middleware order are declared. */
 import { Hono } from "hono";
+import { adminAuth } from "../admin/auth.ts";
+import { createAdminApi } from "../admin/api.ts";
 import type { Config } from "./config.ts";
 import type { GatewayEnv } from "./context.ts";
 import { GatewayError, toGatewayError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
+import type { PendingWork } from "./pending.ts";
+import { ipAllowlist, modelAllowed } from "./pipeline/access.ts";
+import { apiKeyAuth } from "./pipeline/auth.ts";
 import { clientIp } from "./pipeline/client_ip.ts";
 import { jsonBody } from "./pipeline/json_body.ts";
+import type { KeyDirectory } from "./pipeline/key_directory.ts";
+import { createAdmission } from "./pipeline/quota.ts";
 import { exchange } from "./proxy/exchange.ts";
 import { proxyEndpoint } from "./proxy/handlers.ts";
+import { describeMe } from "./proxy/me.ts";
 import { getModel, listModels } from "./proxy/models.ts";
+import { describeRequestMetrics, observeRequests } from "./proxy/observe.ts";
 import type { ModelRegistry } from "./routing/registry.ts";
+import type { KeyStore } from "./store/key_store.ts";
+import type { Ledger } from "./store/ledger.ts";
 
 /** Everything the app depends on, passed in so tests can use real parts on loopback. */
 export interface AppDeps {
   config: Config;
   registry: ModelRegistry;
+  keys: KeyStore;
+  ledger: Ledger;
+  directory: KeyDirectory;
+  /** SHA-256 (hex) of the admin key. */
+  adminKeyHash: string;
   log: Logger;
+  pending: PendingWork;
   /** Clock in ms; injectable so tests never sleep. */
   now?: () => number;
   metrics?: Metrics;
@@ -24,12 +41,11 @@ export interface AppDeps {
 
 /** Builds the gateway's Hono app. */
 export function createApp(deps: AppDeps): Hono<GatewayEnv> {
-  const now = deps.now ?? (() => performance.timeOrigin + performance.now());
-  const { config, registry, log } = deps;
+  const now = deps.now ?? Date.now;
+  const { config, registry, log, pending } = deps;
   const metrics = deps.metrics ?? new Metrics();
-  describeMetrics(metrics);
+  describeRequestMetrics(metrics);
   const app = new Hono<GatewayEnv>();
-  const allowAll = () => true;
 
   app.onError((err, c) => {
     const error = toGatewayError(err);
@@ -38,7 +54,7 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
         request_id: c.get("exchange")?.requestId,
         status: error.status,
         error: error.message,
-        cause: describeCause(error.cause),
+        cause: error.cause instanceof Error ? error.cause.message : error.cause,
       });
     }
     metrics.inc("modelgate_errors_total", { status: String(error.status), code: error.code ?? "" });
@@ -55,79 +71,66 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
     return c.json(error.toJSON(), 404);
   });
 
+  const resolveIp = clientIp(config.server.trustedProxies);
+  const requireAdmin = adminAuth({ adminKeyHash: deps.adminKeyHash, now, log, metrics });
+
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get(
     "/metrics",
+    resolveIp,
+    requireAdmin,
     (c) => c.text(metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" }),
   );
 
+  // /v1: client address -> exchange -> key -> IP allowlist -> body -> model access + quota -> backend.
   const v1 = new Hono<GatewayEnv>();
-  v1.use(clientIp(config.server.trustedProxies));
-  v1.use(exchange({ now, log }));
-  v1.use(async function recordCompletion(c, next) {
-    c.get("exchange").finishers.push((done) => {
-      if (done.endpoint === null) return;
-      const labels = {
-        endpoint: done.endpoint,
-        backend: done.backend ?? "",
-        outcome: done.outcome,
-      };
-      metrics.inc("modelgate_requests_total", { ...labels, status: String(done.status) });
-      metrics.inc(
-        "modelgate_tokens_total",
-        { ...labels, kind: "prompt" },
-        done.usage.prompt_tokens,
-      );
-      metrics.inc(
-        "modelgate_tokens_total",
-        { ...labels, kind: "completion" },
-        done.usage.completion_tokens,
-      );
-      metrics.observe("modelgate_request_duration_ms", { endpoint: done.endpoint }, done.latencyMs);
-      if (done.ttftMs !== null) {
-        metrics.observe(
-          "modelgate_time_to_first_token_ms",
-          { endpoint: done.endpoint },
-          done.ttftMs,
-        );
-      }
-      log.info("request", {
-        request_id: done.requestId,
-        endpoint: done.endpoint,
-        model: done.model,
-        backend: done.backend,
-        stream: done.stream,
-        status: done.status,
-        outcome: done.outcome,
-        prompt_tokens: done.usage.prompt_tokens,
-        completion_tokens: done.usage.completion_tokens,
-        latency_ms: Math.round(done.latencyMs),
-        ttft_ms: done.ttftMs === null ? null : Math.round(done.ttftMs),
-        client_ip: done.clientIp,
-      });
-    });
-    await next();
-  });
-  v1.get("/models", listModels(registry, allowAll));
-  v1.get("/models/:model{.+}", getModel(registry, allowAll));
+  v1.use(resolveIp);
+  v1.use(exchange({ now, log, pending }));
+  v1.use(observeRequests(metrics, log));
+  v1.use(apiKeyAuth({ directory: deps.directory, now, log, metrics }));
+  v1.use(ipAllowlist());
+  const mayUse = (c: { get(key: "key"): GatewayEnv["Variables"]["key"] }, model: string) =>
+    modelAllowed(c.get("key"), model);
+  v1.get("/models", listModels(registry, mayUse));
+  v1.get("/models/:model{.+}", getModel(registry, mayUse));
+  v1.get("/me", describeMe(deps.keys, now));
   const body = jsonBody(config.server.maxBodyBytes);
-  const proxyDeps = { registry, now, log };
+  const proxyDeps = {
+    registry,
+    now,
+    log,
+    pending,
+    defaultModel: (c: { get(key: "key"): GatewayEnv["Variables"]["key"] }) =>
+      c.get("key").default_model,
+    beforeSend: createAdmission({
+      ledger: deps.ledger,
+      now,
+      log,
+      metrics,
+      pending,
+      defaultMaxTokens: config.quota.defaultMaxTokens,
+      prices: config.models,
+    }),
+  };
   v1.post("/chat/completions", body, proxyEndpoint("chat", proxyDeps));
   v1.post("/completions", body, proxyEndpoint("completions", proxyDeps));
   v1.post("/embeddings", body, proxyEndpoint("embeddings", proxyDeps));
   app.route("/v1", v1);
+
+  const admin = new Hono<GatewayEnv>();
+  admin.use(resolveIp);
+  admin.use(requireAdmin);
+  admin.route(
+    "/",
+    createAdminApi({
+      keys: deps.keys,
+      ledger: deps.ledger,
+      directory: deps.directory,
+      registry,
+      defaults: config.defaults,
+      now,
+    }),
+  );
+  app.route("/admin/api", admin);
   return app;
-}
-
-function describeMetrics(metrics: Metrics): void {
-  metrics.describe("modelgate_requests_total", "Requests that reached routing, by outcome");
-  metrics.describe("modelgate_tokens_total", "Tokens metered, by kind");
-  metrics.describe("modelgate_errors_total", "Error responses, by status and code");
-  metrics.describe("modelgate_request_duration_ms", "Request latency until the last byte");
-  metrics.describe("modelgate_time_to_first_token_ms", "Time to the first streamed token");
-}
-
-function describeCause(cause: unknown): unknown {
-  if (cause instanceof Error) return cause.message;
-  return cause;
 }

@@ -1,6 +1,7 @@
 /** What the middleware chain learns about one request, typed for Hono's context. */
 import type { Endpoint, Usage } from "../adapters/types.ts";
 import type { IpBytes } from "./net/ip.ts";
+import type { KeyRecord } from "./store/model.ts";
 
 /** How a request that reached routing ended. */
 export type Outcome = "completed" | "client_cancelled" | "upstream_error" | "timeout" | "error";
@@ -58,5 +59,7 @@ export interface GatewayEnv {
     /** Parsed JSON body of a /v1 POST request. */
     body: Record<string, unknown>;
     exchange: Exchange;
+    /** The API key of the request, once authenticated. */
+    key: KeyRecord;
   };
 }

@@ -1,16 +1,25 @@
-/** Starts the gateway: config -> adapters -> registry -> app -> Deno.serve, and stops it cleanly. */
+/** Starts the gateway: config -> KV -> adapters -> registry -> app -> Deno.serve; stops it cleanly. */
 import { createAdapter } from "../adapters/mod.ts";
+import { resolveAdminKeyHash } from "./admin_key.ts";
 import { createApp } from "./app.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
+import { Metrics } from "./metrics.ts";
+import { PendingWork } from "./pending.ts";
+import { KeyDirectory } from "./pipeline/key_directory.ts";
 import { ModelRegistry } from "./routing/registry.ts";
+import { KeyStore } from "./store/key_store.ts";
+import { Ledger } from "./store/ledger.ts";
+import { openKv } from "./store/open_kv.ts";
 
 /** A running gateway. */
 export interface RunningGateway {
   /** The bound address, e.g. `http://127.0.0.1:8080`. */
   url: string;
   port: number;
-  /** Stops accepting, lets in-flight requests finish, then releases everything. */
+  keys: KeyStore;
+  metrics: Metrics;
+  /** Stops accepting, lets in-flight requests finish, writes what is pending, closes KV. */
   shutdown(): Promise<void>;
   finished: Promise<void>;
 }
@@ -20,16 +29,39 @@ export interface StartOptions {
   config: Config;
   log: Logger;
   fetch?: typeof fetch;
+  now?: () => number;
+  /** Receives the generated admin key line on first start (stdout by default). */
+  print?: (line: string) => void;
 }
 
 /** Builds and serves the gateway described by a config. */
 export async function startGateway(options: StartOptions): Promise<RunningGateway> {
   const { config, log } = options;
+  const now = options.now ?? Date.now;
+  const kv = await openKv(config.storage.kv);
+  const keys = new KeyStore({ kv, now });
+  const ledger = new Ledger({ kv, retentionDays: config.storage.usageRetentionDays });
+  const directory = new KeyDirectory({ store: keys, log, now });
+  await directory.start();
+  const adminKeyHash = await resolveAdminKeyHash(kv, config.admin.apiKey, log, options.print);
   const fetchFn = options.fetch ?? fetch;
   const adapters = config.backends.map((backend) => createAdapter(backend, { fetch: fetchFn }));
   const registry = new ModelRegistry({ adapters, policies: config.models, log });
   await registry.start(config.discovery.intervalSeconds);
-  const app = createApp({ config, registry, log });
+  const pending = new PendingWork();
+  const metrics = new Metrics();
+  const app = createApp({
+    config,
+    registry,
+    keys,
+    ledger,
+    directory,
+    adminKeyHash,
+    log,
+    pending,
+    metrics,
+    now,
+  });
   const tls = config.server.tls
     ? {
       cert: await Deno.readTextFile(config.server.tls.certFile),
@@ -45,12 +77,20 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   const address = server.addr as Deno.NetAddr;
   const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
   const url = `${config.server.tls ? "https" : "http"}://${host}:${address.port}`;
+  let stopping: Promise<void> | null = null;
   return {
     url,
     port: address.port,
-    async shutdown() {
-      registry.stop();
-      await server.shutdown();
+    keys,
+    metrics,
+    shutdown() {
+      stopping ??= (async () => {
+        registry.stop();
+        await server.shutdown();
+        await pending.drain();
+        kv.close();
+      })();
+      return stopping;
     },
     finished: server.finished,
   };

@@ -2,6 +2,8 @@ import { assert, assertEquals } from "./assert.ts";
 import { startFakeOpenAi } from "./fakes/openai_backend.ts";
 import { startTestGateway } from "./helpers.ts";
 
+let auth: Record<string, string> = {};
+
 async function withGateway(fn: (url: string, requests: () => number) => Promise<void>) {
   const fake = await startFakeOpenAi();
   const gateway = await startTestGateway(`
@@ -13,6 +15,7 @@ backends:
     base_url: ${fake.url}
     models: [gpt-test]
 `);
+  auth = gateway.auth;
   try {
     await fn(gateway.url, () => fake.requests.length);
   } finally {
@@ -24,7 +27,7 @@ backends:
 async function post(url: string, body: BodyInit, headers: Record<string, string> = {}) {
   const response = await fetch(`${url}/v1/chat/completions`, {
     method: "POST",
-    headers: { "content-type": "application/json", ...headers },
+    headers: { "content-type": "application/json", ...auth, ...headers },
     body,
   });
   return { status: response.status, body: await response.json() };
@@ -105,7 +108,7 @@ Deno.test("bad input: a body over max_body_bytes gets 413, with or without Conte
     });
     const response = await fetch(`${url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...auth },
       body: chunked,
     });
     assertEquals(response.status, 413);
@@ -116,7 +119,7 @@ Deno.test("bad input: a body over max_body_bytes gets 413, with or without Conte
 
 Deno.test("bad input: unknown routes get a 404 in OpenAI's error shape", async () => {
   await withGateway(async (url) => {
-    const response = await fetch(`${url}/v1/nothing-here`);
+    const response = await fetch(`${url}/v1/nothing-here`, { headers: auth });
     assertEquals(response.status, 404);
     const body = await response.json();
     assertEquals(body.error.type, "invalid_request_error");

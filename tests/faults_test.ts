@@ -23,7 +23,7 @@ Deno.test("stream: a client that disconnects cancels the backend's stream", asyn
   try {
     const response = await fetch(`${gateway.url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...gateway.auth },
       body: chat("slow-stream"),
     });
     const reader = response.body!.getReader();
@@ -44,7 +44,7 @@ Deno.test("stream: an upstream that dies mid-stream ends with one SSE error even
   try {
     const response = await fetch(`${gateway.url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...gateway.auth },
       body: chat("die-midstream"),
     });
     assertEquals(response.status, 200);
@@ -81,7 +81,7 @@ Deno.test("stream: a backend silent for longer than idle_ms ends with an upstrea
   try {
     const response = await fetch(`${gateway.url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...gateway.auth },
       body: chat("slow-stream"),
     });
     const events = await readSse(response);
@@ -101,7 +101,7 @@ Deno.test("proxy: a backend that is down gives 502 without its address or creden
   try {
     const response = await fetch(`${gateway.url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...gateway.auth },
       body: chat("gpt-test", false),
     });
     assertEquals(response.status, 502);
@@ -139,7 +139,7 @@ Deno.test("proxy: a backend's own 4xx passes through in OpenAI shape; its 401 be
   try {
     const unauthorized = await fetch(`${gateway.url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...gateway.auth },
       body: chat("gpt-test", false),
     });
     assertEquals(
@@ -157,7 +157,7 @@ Deno.test("proxy: a backend's own 4xx passes through in OpenAI shape; its 401 be
   try {
     const response = await fetch(`${gateway2.url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...gateway2.auth },
       body: chat("missing-upstream", false),
     });
     assertEquals(response.status, 404);
@@ -179,6 +179,7 @@ Deno.test("proxy: client-sent api_base, base_url and forwarding headers never ch
       method: "POST",
       headers: {
         "content-type": "application/json",
+        ...gateway.auth,
         "x-forwarded-host": new URL(decoy.url).host,
         host: new URL(decoy.url).host,
       },
@@ -208,7 +209,7 @@ Deno.test("proxy: a model name with path characters never reaches the upstream U
   try {
     const response = await fetch(`${gateway.url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...gateway.auth },
       body: chat("../../admin?x=1#", false),
     });
     assertEquals(response.status, 404);

@@ -8,6 +8,7 @@ async function withOllama(
     client: OpenAI,
     fake: Awaited<ReturnType<typeof startFakeOllama>>,
     url: string,
+    auth: Record<string, string>,
   ) => Promise<void>,
 ) {
   const fake = await startFakeOllama();
@@ -17,7 +18,7 @@ adapters:
     base_url: ${fake.url}
 `);
   try {
-    await fn(gateway.client(), fake, gateway.url);
+    await fn(gateway.client(), fake, gateway.url, gateway.auth);
   } finally {
     await gateway.shutdown();
     await fake.close();
@@ -78,7 +79,7 @@ Deno.test("ollama through the SDK: max_tokens becomes num_predict and a cut answ
 });
 
 Deno.test("ollama through the SDK: a stream reassembles with ids, finish_reason and [DONE]", async () => {
-  await withOllama(async (client, fake, url) => {
+  await withOllama(async (client, fake, url, auth) => {
     const stream = await client.chat.completions.create({
       model: "llama3.2:1b",
       messages: [{ role: "user", content: "Hi" }],
@@ -104,7 +105,7 @@ Deno.test("ollama through the SDK: a stream reassembles with ids, finish_reason 
     // Without include_usage the client sees no usage chunk, and the stream ends with [DONE].
     const response = await fetch(`${url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...auth },
       body: JSON.stringify({
         model: "llama3.2:1b",
         stream: true,
@@ -211,10 +212,10 @@ Deno.test("ollama through the SDK: completions and embeddings", async () => {
 });
 
 Deno.test("ollama: a client that leaves mid-stream cancels Ollama's stream", async () => {
-  await withOllama(async (_client, fake, url) => {
+  await withOllama(async (_client, fake, url, auth) => {
     const response = await fetch(`${url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...auth },
       body: JSON.stringify({
         model: "slow-stream",
         stream: true,
@@ -229,10 +230,10 @@ Deno.test("ollama: a client that leaves mid-stream cancels Ollama's stream", asy
 });
 
 Deno.test("ollama: an error line mid-stream becomes one SSE error event", async () => {
-  await withOllama(async (_client, _fake, url) => {
+  await withOllama(async (_client, _fake, url, auth) => {
     const response = await fetch(`${url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...auth },
       body: JSON.stringify({
         model: "error-midstream",
         stream: true,

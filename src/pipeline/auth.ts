@@ -1,0 +1,65 @@
+/** API key authentication for /v1: a bearer key, hashed, looked up in the key directory. */
+import type { MiddlewareHandler } from "hono";
+import type { GatewayEnv } from "../context.ts";
+import { GatewayError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
+import { hashApiKey } from "../store/secrets.ts";
+import type { KeyDirectory } from "./key_directory.ts";
+
+/** Options for {@linkcode apiKeyAuth}. */
+export interface ApiKeyAuthOptions {
+  directory: KeyDirectory;
+  now: () => number;
+  log: Logger;
+  metrics: Metrics;
+}
+
+const KEY_SHAPE = /^mg-[A-Za-z0-9_-]{43}$/;
+
+/**
+ * Accepts `Authorization: Bearer <key>`, or `x-api-key` / `api-key` (as some SDKs send), with the
+ * same decisions for each carrier. Missing, unknown, disabled and expired keys get the same 401,
+ * so a caller learns nothing about which keys exist. The presented key is hashed and only the
+ * hash is compared or looked up; a stored hash presented as a key hashes to something else.
+ */
+export function apiKeyAuth(options: ApiKeyAuthOptions): MiddlewareHandler<GatewayEnv> {
+  return async function authenticate(c, next) {
+    const presented = credential(c.req.header("authorization")) ?? c.req.header("x-api-key") ??
+      c.req.header("api-key") ?? null;
+    const reason = !presented ? "missing" : !KEY_SHAPE.test(presented) ? "malformed" : null;
+    let key = null;
+    if (!reason) key = await options.directory.lookup(hashApiKey(presented!));
+    const now = options.now();
+    const refusal = reason ??
+      (!key
+        ? "unknown"
+        : key.disabled
+        ? "disabled"
+        : key.expires_at && Date.parse(key.expires_at) <= now
+        ? "expired"
+        : null);
+    if (refusal) {
+      options.metrics.inc("modelgate_auth_failures_total", { reason: refusal });
+      options.log.info("authentication failed", {
+        reason: refusal,
+        client_ip: c.get("clientIp"),
+        key_id: key?.id,
+      });
+      throw new GatewayError(
+        refusal === "missing"
+          ? 'Missing API key: send it as "Authorization: Bearer <key>"'
+          : "Invalid API key",
+        { status: 401, type: "authentication_error", code: "invalid_api_key" },
+      );
+    }
+    c.set("key", key!);
+    await next();
+  };
+}
+
+function credential(header: string | undefined): string | null {
+  if (!header) return null;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return match ? match[1] : null;
+}

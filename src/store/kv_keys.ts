@@ -1,0 +1,35 @@
+/** Every Deno KV key ModelGate uses, built in one place. */
+
+/** The primary record of an API key. */
+export const keyRecordKey = (id: string): Deno.KvKey => ["keys", id];
+/** Pointer from a key's hash to its id (never a copy of the record). */
+export const keyByHashKey = (hash: string): Deno.KvKey => ["keys_by_hash", hash];
+/** Prefix of all hash pointers. */
+export const KEYS_BY_HASH: Deno.KvKey = ["keys_by_hash"];
+/** Prefix of all key records. */
+export const KEYS: Deno.KvKey = ["keys"];
+/** Bumped on every key change, so instances know to reload their hash index. */
+export const KEYS_VERSION: Deno.KvKey = ["meta", "keys_version"];
+/** Hash of the generated admin key (when the config sets none). */
+export const ADMIN_KEY_HASH: Deno.KvKey = ["meta", "admin_key_hash"];
+/** Lifetime counters of a key: `{ used, reserved }`. */
+export const quotaKey = (id: string): Deno.KvKey => ["quota", id];
+/** A key's counters for one UTC day: `{ tokens, requests, reserved }`. */
+export const dailyKey = (id: string, day: string): Deno.KvKey => ["quota_day", id, day];
+/** A raw usage record, ordered by time. */
+export const usageKey = (seq: string): Deno.KvKey => ["usage", seq];
+/** Per-key pointer to a usage record. */
+export const usageByKeyKey = (
+  keyId: string,
+  seq: string,
+): Deno.KvKey => ["usage_by_key", keyId, seq];
+/** One aggregate counter: period, dimension, subject, bucket, metric. */
+export const aggregateKey = (
+  period: "hour" | "day",
+  dimension: "key" | "model",
+  subject: string,
+  bucket: string,
+  metric: string,
+): Deno.KvKey => ["agg", period, dimension, subject, bucket, metric];
+/** An audit entry, ordered by time. */
+export const auditKey = (seq: string): Deno.KvKey => ["audit", seq];

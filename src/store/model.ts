@@ -1,0 +1,114 @@
+/** The records ModelGate keeps: API keys, usage records, audit entries. */
+import type { Endpoint } from "../../adapters/types.ts";
+import type { Outcome } from "../context.ts";
+
+/** Limits a key carries; null means unlimited. */
+export interface KeyLimits {
+  quota_tokens: number | null;
+  daily_tokens: number | null;
+  daily_requests: number | null;
+  rpm: number | null;
+  burst: number | null;
+  tpm: number | null;
+  max_concurrency: number | null;
+}
+
+/** An API key as stored: the plaintext is never part of it. */
+export interface KeyRecord extends KeyLimits {
+  id: string;
+  name: string;
+  group: string;
+  /** The first characters of the plaintext, for recognising a key in listings. */
+  prefix: string;
+  /** SHA-256 (hex) of the plaintext. */
+  hash: string;
+  created_at: string;
+  updated_at: string;
+  expires_at: string | null;
+  disabled: boolean;
+  allowed_ips: string[];
+  allowed_models: string[];
+  default_model: string | null;
+  metadata: Record<string, string>;
+  /** The hash a rotation replaced, still accepted until `previous_expires_at`. */
+  previous_hash: string | null;
+  previous_expires_at: string | null;
+}
+
+/** Fields an admin may set on a key. */
+export type KeyFields = Partial<
+  Pick<
+    KeyRecord,
+    | keyof KeyLimits
+    | "name"
+    | "group"
+    | "expires_at"
+    | "disabled"
+    | "allowed_ips"
+    | "allowed_models"
+    | "default_model"
+    | "metadata"
+  >
+>;
+
+/** A key's counters. */
+export interface KeyUsage {
+  used_tokens: number;
+  reserved_tokens: number;
+  daily_tokens: number;
+  daily_requests: number;
+}
+
+/** A key as the admin API shows it: the record without hashes, plus its counters. */
+export type KeyView = Omit<KeyRecord, "hash" | "previous_hash"> & { usage: KeyUsage };
+
+/** One request on the ledger. */
+export interface UsageRecord {
+  request_id: string;
+  time: string;
+  key_id: string;
+  key_group: string;
+  model: string;
+  backend: string;
+  endpoint: Endpoint;
+  stream: boolean;
+  status: number;
+  outcome: Outcome;
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  latency_ms: number;
+  ttft_ms: number | null;
+  client_ip: string;
+  cost: number;
+  /** False when the backend never reported usage and the tokens are estimated. */
+  usage_reported: boolean;
+}
+
+/** One row of an aggregate report. */
+export interface UsageRow {
+  bucket: string;
+  subject: string;
+  requests: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  errors: number;
+  cost: number;
+  latency_ms_sum: number;
+}
+
+/** Who changed what, when. */
+export interface AuditEntry {
+  time: string;
+  actor: string;
+  action: string;
+  target: string;
+  detail: Record<string, unknown>;
+}
+
+/** A page of a listing. */
+export interface Page<T> {
+  data: T[];
+  next_cursor: string | null;
+}
