@@ -1,0 +1,82 @@
+import { assertEquals } from "../../tests/assert.ts";
+import { silentLogger } from "../log.ts";
+import { KeyStore } from "../store/key_store.ts";
+import { generateApiKey, hashApiKey } from "../store/secrets.ts";
+import { KeyDirectory } from "./key_directory.ts";
+
+/** A real KV store that counts its reads, to show which lookups reach KV. */
+class CountingStore extends KeyStore {
+  reads = 0;
+  override get(id: string) {
+    this.reads++;
+    return super.get(id);
+  }
+  override version() {
+    this.reads++;
+    return super.version();
+  }
+  override hashIndex() {
+    this.reads++;
+    return super.hashIndex();
+  }
+}
+
+const defaults = {
+  quota_tokens: null,
+  daily_tokens: null,
+  daily_requests: null,
+  rpm: null,
+  burst: null,
+  tpm: null,
+  max_concurrency: null,
+  allowed_models: [],
+  allowed_ips: [],
+};
+
+Deno.test("KeyDirectory: a flood of random keys is refused from memory without reaching KV", async () => {
+  const kv = await Deno.openKv(":memory:");
+  let clock = 1_000;
+  const store = new CountingStore({ kv, now: () => clock });
+  const issued = await store.create({ name: "real" }, defaults);
+  const directory = new KeyDirectory({ store, log: silentLogger, now: () => clock });
+  await directory.start();
+  store.reads = 0;
+  for (let i = 0; i < 1000; i++) {
+    assertEquals(await directory.lookup(hashApiKey(generateApiKey())), null);
+  }
+  assertEquals(store.reads, 0);
+  assertEquals((await directory.lookup(issued.record.hash))?.id, issued.record.id);
+  assertEquals(store.reads, 1);
+  assertEquals((await directory.lookup(issued.record.hash))?.id, issued.record.id);
+  assertEquals(store.reads, 1, "a cached record is reused within the refresh interval");
+  kv.close();
+});
+
+Deno.test("KeyDirectory: a change made by another instance is seen after the refresh interval", async () => {
+  const kv = await Deno.openKv(":memory:");
+  let clock = 1_000;
+  const mine = new KeyStore({ kv, now: () => clock });
+  const other = new KeyStore({ kv, now: () => clock });
+  const directory = new KeyDirectory({
+    store: mine,
+    log: silentLogger,
+    now: () => clock,
+    refreshMs: 1000,
+  });
+  await directory.start();
+  const created = await other.create({ name: "made elsewhere" }, defaults);
+  clock += 1001;
+  // The first lookup after the interval starts a refresh and waits for it on a miss.
+  assertEquals((await directory.lookup(created.record.hash))?.name, "made elsewhere");
+  await other.update(created.record.id, { disabled: true });
+  assertEquals(
+    (await directory.lookup(created.record.hash))?.disabled,
+    false,
+    "cached within the interval",
+  );
+  clock += 1001;
+  await directory.lookup("0".repeat(64));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assertEquals((await directory.lookup(created.record.hash))?.disabled, true);
+  kv.close();
+});
