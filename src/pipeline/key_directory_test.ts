@@ -35,7 +35,7 @@ const defaults = {
 
 Deno.test("KeyDirectory: a flood of random keys is refused from memory without reaching KV", async () => {
   const kv = await Deno.openKv(":memory:");
-  let clock = 1_000;
+  const clock = 1_000;
   const store = new CountingStore({ kv, now: () => clock });
   const issued = await store.create({ name: "real" }, defaults);
   const directory = new KeyDirectory({ store, log: silentLogger, now: () => clock });
