@@ -10,6 +10,8 @@ import { Metrics } from "./metrics.ts";
 import type { PendingWork } from "./pending.ts";
 import { ipAllowlist, modelAllowed } from "./pipeline/access.ts";
 import { apiKeyAuth } from "./pipeline/auth.ts";
+import { rateLimit } from "./pipeline/rate_limit.ts";
+import type { RateLimiter } from "./ratelimit/types.ts";
 import { clientIp } from "./pipeline/client_ip.ts";
 import { jsonBody } from "./pipeline/json_body.ts";
 import type { KeyDirectory } from "./pipeline/key_directory.ts";
@@ -30,6 +32,7 @@ export interface AppDeps {
   keys: KeyStore;
   ledger: Ledger;
   directory: KeyDirectory;
+  limiter: RateLimiter;
   /** SHA-256 (hex) of the admin key. */
   adminKeyHash: string;
   log: Logger;
@@ -82,13 +85,15 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
     (c) => c.text(metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" }),
   );
 
-  // /v1: client address -> exchange -> key -> IP allowlist -> body -> model access + quota -> backend.
+  // /v1: client address -> exchange -> key -> IP allowlist -> rate limits -> body -> model access
+  // and quota -> backend. Each refusal comes before the work it saves.
   const v1 = new Hono<GatewayEnv>();
   v1.use(resolveIp);
   v1.use(exchange({ now, log, pending }));
   v1.use(observeRequests(metrics, log));
   v1.use(apiKeyAuth({ directory: deps.directory, now, log, metrics }));
   v1.use(ipAllowlist());
+  v1.use(rateLimit(deps.limiter, metrics));
   const mayUse = (c: { get(key: "key"): GatewayEnv["Variables"]["key"] }, model: string) =>
     modelAllowed(c.get("key"), model);
   v1.get("/models", listModels(registry, mayUse));

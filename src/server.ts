@@ -7,6 +7,7 @@ import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { PendingWork } from "./pending.ts";
 import { KeyDirectory } from "./pipeline/key_directory.ts";
+import { createRateLimiter } from "./ratelimit/resilient.ts";
 import { ModelRegistry } from "./routing/registry.ts";
 import { KeyStore } from "./store/key_store.ts";
 import { Ledger } from "./store/ledger.ts";
@@ -30,6 +31,10 @@ export interface StartOptions {
   log: Logger;
   fetch?: typeof fetch;
   now?: () => number;
+  /** An open KV to use instead of `storage.kv` (the caller closes it). */
+  kv?: Deno.Kv;
+  /** Test-only: the clock the Redis limiter scripts use instead of Redis TIME. */
+  redisClock?: () => number;
   /** Receives the generated admin key line on first start (stdout by default). */
   print?: (line: string) => void;
 }
@@ -38,7 +43,7 @@ export interface StartOptions {
 export async function startGateway(options: StartOptions): Promise<RunningGateway> {
   const { config, log } = options;
   const now = options.now ?? Date.now;
-  const kv = await openKv(config.storage.kv);
+  const kv = options.kv ?? await openKv(config.storage.kv);
   const keys = new KeyStore({ kv, now });
   const ledger = new Ledger({ kv, retentionDays: config.storage.usageRetentionDays });
   const directory = new KeyDirectory({ store: keys, log, now });
@@ -50,12 +55,23 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   await registry.start(config.discovery.intervalSeconds);
   const pending = new PendingWork();
   const metrics = new Metrics();
+  const limiter = createRateLimiter({
+    redisUrl: config.redis.url,
+    onError: config.redis.onError,
+    log,
+    metrics,
+    now,
+    redisClock: options.redisClock,
+  });
+  // Serve even if Redis is down at start: `redis.on_error` decides until it comes back.
+  await limiter.ready?.(2000);
   const app = createApp({
     config,
     registry,
     keys,
     ledger,
     directory,
+    limiter,
     adminKeyHash,
     log,
     pending,
@@ -88,7 +104,8 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
         registry.stop();
         await server.shutdown();
         await pending.drain();
-        kv.close();
+        await limiter.close();
+        if (!options.kv) kv.close();
       })();
       return stopping;
     },

@@ -25,6 +25,8 @@ export interface TestGateway extends RunningGateway {
 export interface TestGatewayOptions {
   env?: Record<string, string>;
   now?: () => number;
+  /** A KV handle shared with other test gateways (as instances share a remote KV). */
+  kv?: Deno.Kv;
 }
 
 /** Starts a gateway from YAML (127.0.0.1, free port, KV in memory unless the YAML says so). */
@@ -45,6 +47,7 @@ export async function startTestGateway(
     config,
     log,
     now: options.now,
+    kv: options.kv,
     print: (line) => logs.push(line),
   });
   const admin = (method: string, path: string, body?: unknown) =>
