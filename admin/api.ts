@@ -9,7 +9,8 @@ import type { ModelRegistry } from "../src/routing/registry.ts";
 import { queryUsage } from "../src/store/aggregates.ts";
 import { appendAudit, listAudit } from "../src/store/audit.ts";
 import type { KeyStore } from "../src/store/key_store.ts";
-import { type Ledger, utcDay } from "../src/store/ledger.ts";
+import type { Ledger } from "../src/store/ledger.ts";
+import { type QuotaBroker, utcDay } from "../src/store/quota_broker.ts";
 import type { UsageRow } from "../src/store/model.ts";
 import { validateKeyFields } from "../src/store/validate_key.ts";
 
@@ -17,6 +18,7 @@ import { validateKeyFields } from "../src/store/validate_key.ts";
 export interface AdminApiDeps {
   keys: KeyStore;
   ledger: Ledger;
+  broker: QuotaBroker;
   directory: KeyDirectory;
   registry: ModelRegistry;
   defaults: KeyDefaults;
@@ -64,6 +66,11 @@ export function createAdminApi(deps: AdminApiDeps): Hono<GatewayEnv> {
       detail,
     });
   const changed = (id: string) => deps.directory.invalidate(id);
+  // Reports include what this instance has not written yet (usage is written every 100 ms).
+  api.use(async function freshReports(c, next) {
+    if (c.req.method === "GET") await Promise.all([deps.ledger.flush(), deps.broker.flush()]);
+    await next();
+  });
 
   api.post("/keys", async (c) => {
     const fields = validateKeyFields(await jsonOf(c), true) as
@@ -97,6 +104,7 @@ export function createAdminApi(deps: AdminApiDeps): Hono<GatewayEnv> {
   api.delete("/keys/:id", async (c) => {
     const id = c.req.param("id");
     await deps.keys.delete(id);
+    deps.broker.forget(id);
     changed(id);
     await audit(c, "key.delete", id);
     return c.json({ id, deleted: true });
@@ -118,6 +126,8 @@ export function createAdminApi(deps: AdminApiDeps): Hono<GatewayEnv> {
   });
   api.post("/keys/:id/reset-usage", async (c) => {
     const id = c.req.param("id");
+    // Usage not yet written by this instance would land after the reset: write it first.
+    await deps.broker.flush();
     await deps.keys.resetUsage(id, today());
     await audit(c, "key.reset_usage", id);
     return c.json(await deps.keys.view(await deps.keys.require(id), today()));

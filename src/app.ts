@@ -24,6 +24,7 @@ import { describeRequestMetrics, observeRequests } from "./proxy/observe.ts";
 import type { ModelRegistry } from "./routing/registry.ts";
 import type { KeyStore } from "./store/key_store.ts";
 import type { Ledger } from "./store/ledger.ts";
+import type { QuotaBroker } from "./store/quota_broker.ts";
 
 /** Everything the app depends on, passed in so tests can use real parts on loopback. */
 export interface AppDeps {
@@ -31,6 +32,7 @@ export interface AppDeps {
   registry: ModelRegistry;
   keys: KeyStore;
   ledger: Ledger;
+  broker: QuotaBroker;
   directory: KeyDirectory;
   limiter: RateLimiter;
   /** SHA-256 (hex) of the admin key. */
@@ -108,11 +110,11 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
     defaultModel: (c: { get(key: "key"): GatewayEnv["Variables"]["key"] }) =>
       c.get("key").default_model,
     beforeSend: createAdmission({
+      broker: deps.broker,
       ledger: deps.ledger,
       now,
       log,
       metrics,
-      pending,
       defaultMaxTokens: config.quota.defaultMaxTokens,
       prices: config.models,
     }),
@@ -130,6 +132,7 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
     createAdminApi({
       keys: deps.keys,
       ledger: deps.ledger,
+      broker: deps.broker,
       directory: deps.directory,
       registry,
       defaults: config.defaults,

@@ -11,6 +11,7 @@ import { createRateLimiter } from "./ratelimit/resilient.ts";
 import { ModelRegistry } from "./routing/registry.ts";
 import { KeyStore } from "./store/key_store.ts";
 import { Ledger } from "./store/ledger.ts";
+import { QuotaBroker } from "./store/quota_broker.ts";
 import { openKv } from "./store/open_kv.ts";
 
 /** A running gateway. */
@@ -45,7 +46,8 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   const now = options.now ?? Date.now;
   const kv = options.kv ?? await openKv(config.storage.kv);
   const keys = new KeyStore({ kv, now });
-  const ledger = new Ledger({ kv, retentionDays: config.storage.usageRetentionDays });
+  const ledger = new Ledger({ kv, retentionDays: config.storage.usageRetentionDays, log });
+  const broker = new QuotaBroker({ kv, now, log });
   const directory = new KeyDirectory({ store: keys, log, now });
   await directory.start();
   const adminKeyHash = await resolveAdminKeyHash(kv, config.admin.apiKey, log, options.print);
@@ -70,6 +72,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     registry,
     keys,
     ledger,
+    broker,
     directory,
     limiter,
     adminKeyHash,
@@ -104,6 +107,8 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
         registry.stop();
         await server.shutdown();
         await pending.drain();
+        await broker.close();
+        await ledger.close();
         await limiter.close();
         if (!options.kv) kv.close();
       })();

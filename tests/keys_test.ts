@@ -157,8 +157,10 @@ Deno.test("keys: 100 parallel requests against a quota covering 10 never overspe
     );
     const admitted = results.filter((r) => r.status === "fulfilled").length;
     const reasons = new Set(results.map((r) => r.status === "rejected" ? String(r.reason) : "ok"));
-    assertEquals(admitted, 10, [...reasons].join("; "));
-    assertEquals(fake.requests.length, 10);
+    // Reservations alone admit 10; the unused part of each is refunded when it settles, so
+    // requests that arrive after a settlement may use what the earlier ones did not.
+    assert(admitted >= 10, [...reasons].join("; "));
+    assertEquals(fake.requests.length, admitted);
     for (const r of results) {
       if (r.status === "rejected") {
         assert(r.reason instanceof OpenAI.RateLimitError, String(r.reason));
@@ -173,14 +175,14 @@ Deno.test("keys: 100 parallel requests against a quota covering 10 never overspe
       (total: number, r: { total_tokens: number }) => total + r.total_tokens,
       0,
     );
-    assertEquals(ledger.data.length, 10);
+    assertEquals(ledger.data.length, admitted);
     assertEquals(
       view.usage.used_tokens,
       sum,
       "used_tokens equals the sum of the key's ledger records",
     );
     assertEquals(view.usage.reserved_tokens, 0);
-    assert(view.usage.used_tokens <= perRequest * 10);
+    assert(view.usage.used_tokens <= perRequest * 10, "the quota is never overspent");
   });
 });
 

@@ -5,20 +5,20 @@ import type { Completion, GatewayEnv } from "../context.ts";
 import { GatewayError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import type { PendingWork } from "../pending.ts";
 import type { Admission } from "../proxy/handlers.ts";
-import type { Ledger, QuotaRefusal, Reservation } from "../store/ledger.ts";
+import type { Ledger } from "../store/ledger.ts";
+import type { QuotaBroker, QuotaRefusal, Reservation } from "../store/quota_broker.ts";
 import type { KeyRecord, UsageRecord } from "../store/model.ts";
 import { estimatePromptTokens } from "../usage/estimate.ts";
 import { modelAllowed, modelNotAllowed } from "./access.ts";
 
 /** Options for {@linkcode createAdmission}. */
 export interface AdmissionOptions {
+  broker: QuotaBroker;
   ledger: Ledger;
   now: () => number;
   log: Logger;
   metrics: Metrics;
-  pending?: PendingWork;
   /** Tokens reserved for the answer when a request sets no `max_tokens`. */
   defaultMaxTokens: number;
   prices: Record<string, ModelPolicy>;
@@ -44,7 +44,7 @@ export function createAdmission(options: AdmissionOptions) {
     }
     const answer = endpoint === "embeddings" ? 0 : request.maxTokens ?? options.defaultMaxTokens;
     const estimate = estimatePromptTokens(endpoint, body) + answer;
-    const result = await options.ledger.reserve(key, estimate, options.now());
+    const result = await options.broker.reserve(key, estimate);
     if (!result.ok) {
       options.metrics.inc("modelgate_quota_refusals_total", { reason: result.reason });
       throw new GatewayError(REFUSALS[result.reason], {
@@ -86,14 +86,6 @@ function settle(
       1_000_000,
     usage_reported: done.usageReported,
   };
-  const write = options.ledger.settle(reservation, record).catch((err) => {
-    options.metrics.inc("modelgate_ledger_failures_total");
-    options.log.error("usage settlement failed", {
-      request_id: done.requestId,
-      key_id: key.id,
-      error: String(err),
-    });
-  });
-  options.pending?.track(write);
-  return write;
+  options.broker.settle(reservation, record.total_tokens);
+  options.ledger.record(record);
 }

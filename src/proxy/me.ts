@@ -2,7 +2,7 @@
 import type { Handler } from "hono";
 import type { GatewayEnv } from "../context.ts";
 import type { KeyStore } from "../store/key_store.ts";
-import { utcDay } from "../store/ledger.ts";
+import { utcDay } from "../store/quota_broker.ts";
 
 /** Describes the calling key; never its hash or secret. */
 export function describeMe(keys: KeyStore, now: () => number): Handler<GatewayEnv> {

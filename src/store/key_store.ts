@@ -1,14 +1,15 @@
 /** API keys in Deno KV: the record under ["keys", id], pointers from hashes, a change version. */
 import type { KeyDefaults } from "../config.ts";
 import { GatewayError } from "../errors.ts";
+import { readBudget } from "./budget.ts";
 import {
-  dailyKey,
+  budgetKey,
   keyByHashKey,
   keyRecordKey,
   KEYS,
   KEYS_BY_HASH,
   KEYS_VERSION,
-  quotaKey,
+  quotaPrefix,
 } from "./kv_keys.ts";
 import type { KeyFields, KeyRecord, KeyUsage, KeyView, Page } from "./model.ts";
 import { displayPrefix, generateApiKey, hashApiKey, newId } from "./secrets.ts";
@@ -160,43 +161,36 @@ export class KeyStore {
       const op = this.kv.atomic().check(entry).delete(keyRecordKey(id)).delete(
         keyByHashKey(entry.value.hash),
       )
-        .delete(quotaKey(id)).sum(KEYS_VERSION, 1n);
+        .sum(KEYS_VERSION, 1n);
+      for await (const counter of this.kv.list({ prefix: quotaPrefix(id) })) op.delete(counter.key);
       if (entry.value.previous_hash) op.delete(keyByHashKey(entry.value.previous_hash));
       if ((await op.commit()).ok) return;
     }
     throw conflict();
   }
 
-  /** Zeroes a key's lifetime and today's counters (reservations in flight stay reserved). */
+  /** Zeroes a key's lifetime and today's usage (reservations in flight stay reserved). */
   async resetUsage(id: string, day: string): Promise<void> {
     await this.require(id);
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const [quota, daily] = await this.kv.getMany<[QuotaCounters, DailyCounters]>([
-        quotaKey(id),
-        dailyKey(id, day),
-      ]);
-      const result = await this.kv.atomic().check(quota, daily)
-        .set(quotaKey(id), { used: 0, reserved: quota.value?.reserved ?? 0 })
-        .set(dailyKey(id, day), { tokens: 0, requests: 0, reserved: daily.value?.reserved ?? 0 }, {
-          expireIn: DAY_MS * 2,
-        })
-        .commit();
-      if (result.ok) return;
-    }
-    throw conflict();
+    await this.kv.atomic()
+      .set(budgetKey(id, "tokens", null, "used"), new Deno.KvU64(0n))
+      .set(budgetKey(id, "day_tokens", day, "used"), new Deno.KvU64(0n))
+      .set(budgetKey(id, "day_requests", day, "used"), new Deno.KvU64(0n))
+      .commit();
   }
 
   /** A key's counters now. */
   async usage(id: string, day: string): Promise<KeyUsage> {
-    const [quota, daily] = await this.kv.getMany<[QuotaCounters, DailyCounters]>([
-      quotaKey(id),
-      dailyKey(id, day),
+    const [tokens, dayTokens, dayRequests] = await Promise.all([
+      readBudget(this.kv, id, "tokens", null),
+      readBudget(this.kv, id, "day_tokens", day),
+      readBudget(this.kv, id, "day_requests", day),
     ]);
     return {
-      used_tokens: quota.value?.used ?? 0,
-      reserved_tokens: quota.value?.reserved ?? 0,
-      daily_tokens: daily.value?.tokens ?? 0,
-      daily_requests: daily.value?.requests ?? 0,
+      used_tokens: tokens.used,
+      reserved_tokens: tokens.reserved,
+      daily_tokens: dayTokens.used,
+      daily_requests: dayRequests.used,
     };
   }
 
@@ -222,22 +216,6 @@ export class KeyStore {
     throw conflict();
   }
 }
-
-/** Lifetime counters of a key. */
-export interface QuotaCounters {
-  used: number;
-  reserved: number;
-}
-
-/** A key's counters for one UTC day. */
-export interface DailyCounters {
-  tokens: number;
-  requests: number;
-  reserved: number;
-}
-
-/** One day in milliseconds. */
-export const DAY_MS = 86_400_000;
 
 function pick(value: number | null | undefined, fallback: number | null): number | null {
   return value === undefined ? fallback : value;

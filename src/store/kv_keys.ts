@@ -12,10 +12,25 @@ export const KEYS: Deno.KvKey = ["keys"];
 export const KEYS_VERSION: Deno.KvKey = ["meta", "keys_version"];
 /** Hash of the generated admin key (when the config sets none). */
 export const ADMIN_KEY_HASH: Deno.KvKey = ["meta", "admin_key_hash"];
-/** Lifetime counters of a key: `{ used, reserved }`. */
-export const quotaKey = (id: string): Deno.KvKey => ["quota", id];
-/** A key's counters for one UTC day: `{ tokens, requests, reserved }`. */
-export const dailyKey = (id: string, day: string): Deno.KvKey => ["quota_day", id, day];
+/** Which budget a counter belongs to. */
+export type BudgetDimension = "tokens" | "day_tokens" | "day_requests";
+/** Parts of a budget: used, and reservations as two growing totals (added minus released). */
+export type BudgetPart = "used" | "reserved_added" | "reserved_released";
+/**
+ * One KvU64 budget counter. Every counter only grows, so usage is flushed with `.sum()` and never
+ * conflicts; only taking a new reservation block checks versionstamps.
+ */
+export const budgetKey = (
+  id: string,
+  dimension: BudgetDimension,
+  day: string | null,
+  part: BudgetPart,
+): Deno.KvKey =>
+  day === null ? ["quota", id, dimension, part] : ["quota_day", id, day, dimension, part];
+/** Prefix of all lifetime counters of a key. */
+export const quotaPrefix = (id: string): Deno.KvKey => ["quota", id];
+/** Prefix of all daily counters of a key for one day. */
+export const dailyPrefix = (id: string, day: string): Deno.KvKey => ["quota_day", id, day];
 /** A raw usage record, ordered by time. */
 export const usageKey = (seq: string): Deno.KvKey => ["usage", seq];
 /** Per-key pointer to a usage record. */

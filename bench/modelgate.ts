@@ -1,0 +1,116 @@
+/** Starts ModelGate for a benchmark case: its own config, KV file and key, full pipeline on. */
+import { KeyStore } from "../src/store/key_store.ts";
+import { freePort } from "./lib.ts";
+
+/** A ModelGate process under test. */
+export interface BenchGateway {
+  url: string;
+  key: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+const ADMIN_KEY = "bench-admin-key";
+const NO_DEFAULTS = {
+  quota_tokens: null,
+  daily_tokens: null,
+  daily_requests: null,
+  rpm: null,
+  burst: null,
+  tpm: null,
+  max_concurrency: null,
+  allowed_models: ["*"],
+  allowed_ips: [],
+};
+
+/** Options for {@linkcode startModelGate}. */
+export interface BenchGatewayOptions {
+  backendUrl: string;
+  dir: string;
+  /** Extra keys stored before start, to show lookups do not grow with the key count. */
+  keyCount: number;
+  /** Limits of the benchmark key; default: every limit on and never reached. */
+  limits?: Record<string, unknown>;
+  redisUrl?: string;
+}
+
+/** Writes the config, seeds the KV, starts `main.ts serve` and creates the benchmark key. */
+export async function startModelGate(options: BenchGatewayOptions): Promise<BenchGateway> {
+  await Deno.mkdir(options.dir, { recursive: true });
+  const kvPath = `${options.dir}/modelgate.kv`;
+  if (options.keyCount > 0) {
+    const kv = await Deno.openKv(kvPath);
+    const store = new KeyStore({ kv });
+    for (let i = 0; i < options.keyCount; i++) {
+      await store.create({ name: `seed-${i}` }, NO_DEFAULTS);
+    }
+    kv.close();
+  }
+  const port = freePort();
+  const config = `${options.dir}/config.yaml`;
+  await Deno.writeTextFile(
+    config,
+    `server:
+  host: 127.0.0.1
+  port: ${port}
+admin:
+  api_key: ${ADMIN_KEY}
+storage:
+  kv: ${kvPath}
+${options.redisUrl ? `redis:\n  url: ${options.redisUrl}\n` : ""}discovery:
+  interval_seconds: 0
+backends:
+  - name: bench
+    type: vllm
+    base_url: ${options.backendUrl}
+    models: [bench-model]
+`,
+  );
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "main.ts", "serve", "--config", config, "--log-level", "warn"],
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  while (true) {
+    try {
+      const response = await fetch(`${url}/healthz`);
+      await response.body?.cancel();
+      if (response.ok) break;
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) throw new Error("ModelGate did not start");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const response = await fetch(`${url}/admin/api/keys`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json" },
+    body: JSON.stringify({
+      name: "bench",
+      ...(options.limits ?? {
+        quota_tokens: 1e15,
+        daily_tokens: 1e15,
+        daily_requests: 1e12,
+        rpm: 1e9,
+        burst: 1e8,
+        tpm: 1e12,
+        max_concurrency: 1e6,
+        allowed_ips: ["127.0.0.1/32"],
+        allowed_models: ["bench-*"],
+      }),
+    }),
+  });
+  const created = await response.json();
+  if (response.status !== 201) throw new Error(`key creation failed: ${JSON.stringify(created)}`);
+  return {
+    url,
+    key: created.key,
+    pid: child.pid,
+    async stop() {
+      child.kill("SIGTERM");
+      await child.status;
+    },
+  };
+}

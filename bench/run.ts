@@ -1,0 +1,458 @@
+/**
+ * `deno task bench`: direct vs bare Deno proxy vs ModelGate, measured side by side in one run on
+ * one machine, with every process started here and stopped at the end. Prints a markdown table and
+ * writes it (and JSON) under bench/results/. Flags: --seconds N (per load case, default 5),
+ * --keys N (stored keys for the key-count case, default 100000), --streams N (default 1000).
+ */
+import { parseArgs } from "node:util";
+import {
+  cpuMs,
+  fmt,
+  freePort,
+  hey,
+  type LoadResult,
+  percentile,
+  rssKiB,
+  startDeno,
+  stopAll,
+  timeStream,
+} from "./lib.ts";
+import { startModelGate } from "./modelgate.ts";
+import { startRedis } from "../tests/fakes/redis_server.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: { seconds: { type: "string" }, keys: { type: "string" }, streams: { type: "string" } },
+});
+const SECONDS = Number(values.seconds ?? 5);
+const KEY_COUNT = Number(values.keys ?? 100_000);
+const STREAMS = Number(values.streams ?? 1000);
+const CONCURRENCY = 32;
+
+for (const tool of ["hey", "wrk"]) {
+  const found = await new Deno.Command("sh", { args: ["-c", `command -v ${tool}`] }).output();
+  if (!found.success) {
+    console.error(`bench: "${tool}" is missing: apt-get install -y hey wrk`);
+    Deno.exit(1);
+  }
+}
+
+const lines: string[] = [];
+const report: Record<string, unknown> = {
+  date: new Date().toISOString(),
+  cores: navigator.hardwareConcurrency,
+};
+const out = (line = "") => {
+  console.log(line);
+  lines.push(line);
+};
+const verdicts: string[] = [];
+const budget = (ok: boolean, text: string) => verdicts.push(`${ok ? "PASS" : "FAIL"}  ${text}`);
+
+Deno.addSignalListener("SIGINT", () => stopAll().finally(() => Deno.exit(130)));
+
+try {
+  const tmp = await Deno.makeTempDir({ prefix: "modelgate-bench-" });
+  const body = `${tmp}/body.json`;
+  await Deno.writeTextFile(
+    body,
+    JSON.stringify({ model: "bench-model", messages: [{ role: "user", content: "Say hello" }] }),
+  );
+
+  const backend = await startDeno(["bench/fake_backend.ts", "0", "0", "20", "0"]);
+  const backendUrl = `http://127.0.0.1:${backend.port}`;
+  const bare = await startDeno(["bench/bare_proxy.ts", "0", backendUrl]);
+  const gateway = await startModelGate({ backendUrl, dir: tmp, keyCount: 0 });
+  const targets = {
+    direct: { url: `${backendUrl}/v1/chat/completions`, headers: {} },
+    bare: { url: `http://127.0.0.1:${bare.port}/v1/chat/completions`, headers: {} },
+    modelgate: {
+      url: `${gateway.url}/v1/chat/completions`,
+      headers: { authorization: `Bearer ${gateway.key}` },
+    },
+  };
+  const load = (target: keyof typeof targets, extra: Partial<Parameters<typeof hey>[0]> = {}) =>
+    hey({
+      ...targets[target],
+      bodyFile: body,
+      seconds: SECONDS,
+      concurrency: CONCURRENCY,
+      ...extra,
+    });
+
+  // Warm-up: JIT, connection pools, KV caches.
+  for (const target of ["direct", "bare", "modelgate"] as const) await load(target, { seconds: 2 });
+
+  out(
+    `# ModelGate benchmark — ${report.date}, ${report.cores} cores, ${SECONDS}s per case, c=${CONCURRENCY}`,
+  );
+  out();
+  out("## Throughput (non-streamed chat, fake backend answering at once)");
+  out();
+  out("| case | req/s | p50 ms | p99 ms | errors |");
+  out("|---|---|---|---|---|");
+  const max: Record<string, LoadResult> = {};
+  for (const target of ["direct", "bare", "modelgate"] as const) {
+    max[target] = await load(target);
+    out(
+      `| ${target} | ${fmt(max[target].rps, 0)} | ${fmt(max[target].p50)} | ${
+        fmt(max[target].p99)
+      } | ${max[target].errors} |`,
+    );
+  }
+  const ratio = max.modelgate.rps / max.bare.rps;
+  out();
+  out(`ModelGate / bare proxy throughput: **${fmt(ratio * 100, 1)}%**`);
+  budget(
+    ratio >= 0.7,
+    `full pipeline keeps >= 70% of the bare proxy's throughput (${fmt(ratio * 100, 1)}%)`,
+  );
+  report.throughput = max;
+
+  // Added latency at half of ModelGate's max throughput, same open-loop rate for both.
+  const rate = Math.max(10, Math.floor(max.modelgate.rps / 2));
+  const workers = 16;
+  const paced = { concurrency: workers, qpsPerWorker: Math.max(1, Math.floor(rate / workers)) };
+  const directPaced = await load("direct", paced);
+  const gatewayPaced = await load("modelgate", paced);
+  const addedP50 = gatewayPaced.p50 - directPaced.p50;
+  const addedP99 = gatewayPaced.p99 - directPaced.p99;
+  out();
+  out(`## Added latency at ~${rate} req/s (half of ModelGate's max)`);
+  out();
+  out("| case | p50 ms | p99 ms |");
+  out("|---|---|---|");
+  out(`| direct | ${fmt(directPaced.p50)} | ${fmt(directPaced.p99)} |`);
+  out(`| modelgate | ${fmt(gatewayPaced.p50)} | ${fmt(gatewayPaced.p99)} |`);
+  out(`| **added** | **${fmt(addedP50)}** | **${fmt(addedP99)}** |`);
+  budget(addedP50 < 1, `added p50 < 1 ms (${fmt(addedP50)} ms)`);
+  budget(addedP99 < 5, `added p99 < 5 ms (${fmt(addedP99)} ms)`);
+  report.added = { rate, directPaced, gatewayPaced };
+
+  await streamingCases(targets, gateway.pid);
+  await cpuPerRequest(tmp, targets.modelgate, gateway.pid);
+  await floodCase(body, targets, backendUrl);
+  await gateway.stop();
+
+  await limiterCost(body, backendUrl, tmp);
+  await keyCountCase(body, backendUrl, tmp);
+  await memoryPerStream(tmp);
+
+  out();
+  out("## Budget");
+  out();
+  for (const verdict of verdicts) out(`- ${verdict}`);
+  await Deno.mkdir("bench/results", { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  await Deno.writeTextFile(`bench/results/${stamp}.md`, lines.join("\n") + "\n");
+  await Deno.writeTextFile(`bench/results/${stamp}.json`, JSON.stringify(report, null, 2));
+  console.log(`\nwritten: bench/results/${stamp}.md`);
+  await Deno.remove(tmp, { recursive: true });
+} finally {
+  await stopAll();
+}
+
+type Targets = Record<
+  "direct" | "bare" | "modelgate",
+  { url: string; headers: Record<string, string> }
+>;
+
+async function streamingCases(targets: Targets, gatewayPid: number): Promise<void> {
+  out();
+  out("## Streaming: time to first token and total (20 chunks, no gap)");
+  out();
+  out(
+    "| concurrency | direct TTFT p50 | ModelGate TTFT p50 | added TTFT | direct total p50 | ModelGate total p50 |",
+  );
+  out("|---|---|---|---|---|---|");
+  const rows: unknown[] = [];
+  for (const concurrency of [1, 10, 50]) {
+    const run = async (target: "direct" | "modelgate") => {
+      const results = [];
+      for (let round = 0; round < 5; round++) {
+        results.push(
+          ...await Promise.all(
+            [...Array(concurrency).keys()].map(() =>
+              timeStream(targets[target].url, targets[target].headers)
+            ),
+          ),
+        );
+      }
+      return {
+        ttft: percentile(results.map((r) => r.ttft), 0.5),
+        total: percentile(results.map((r) => r.total), 0.5),
+      };
+    };
+    const direct = await run("direct");
+    const gateway = await run("modelgate");
+    rows.push({ concurrency, direct, gateway });
+    out(
+      `| ${concurrency} | ${fmt(direct.ttft)} | ${fmt(gateway.ttft)} | ${
+        fmt(gateway.ttft - direct.ttft)
+      } | ${fmt(direct.total)} | ${fmt(gateway.total)} |`,
+    );
+    if (concurrency === 1) {
+      budget(
+        gateway.ttft - direct.ttft < 1,
+        `streaming adds < 1 ms to TTFT at c=1 (${fmt(gateway.ttft - direct.ttft)} ms)`,
+      );
+    }
+  }
+  report.streaming = rows;
+  void gatewayPid;
+}
+
+async function cpuPerRequest(
+  tmp: string,
+  target: Targets["modelgate"],
+  pid: number,
+): Promise<void> {
+  out();
+  out("## Gateway CPU time per request by prompt size");
+  out();
+  out("| prompt | requests | gateway CPU ms / request |");
+  out("|---|---|---|");
+  const rows: unknown[] = [];
+  for (
+    const [label, size, count] of [["1 KB", 1024, 2000], ["100 KB", 100 * 1024, 300], [
+      "1 MB",
+      1024 * 1024,
+      40,
+    ]] as const
+  ) {
+    const file = `${tmp}/prompt-${size}.json`;
+    await Deno.writeTextFile(
+      file,
+      JSON.stringify({
+        model: "bench-model",
+        messages: [{ role: "user", content: "x".repeat(size) }],
+      }),
+    );
+    const payload = await Deno.readFile(file);
+    const before = cpuMs(pid);
+    for (let i = 0; i < count; i += 8) {
+      await Promise.all([...Array(Math.min(8, count - i)).keys()].map(async () => {
+        const response = await fetch(target.url, {
+          method: "POST",
+          headers: { ...target.headers, "content-type": "application/json" },
+          body: payload,
+        });
+        await response.arrayBuffer();
+      }));
+    }
+    const perRequest = (cpuMs(pid) - before) / count;
+    rows.push({ label, perRequest });
+    out(`| ${label} | ${count} | ${fmt(perRequest, 3)} |`);
+  }
+  report.cpu = rows;
+}
+
+async function floodCase(body: string, targets: Targets, backendUrl: string): Promise<void> {
+  const served = async () => (await (await fetch(`${backendUrl}/stats`)).json()).served as number;
+  const baseline = await hey({
+    ...targets.modelgate,
+    bodyFile: body,
+    seconds: SECONDS,
+    concurrency: 8,
+    qpsPerWorker: 50,
+  });
+  const before = await served();
+  const script = await Deno.makeTempFile({ suffix: ".lua" });
+  await Deno.writeTextFile(
+    script,
+    `wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"model":"bench-model","messages":[{"role":"user","content":"hi"}]}'
+local chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+request = function()
+  local key = "mg-"
+  for i = 1, 43 do local n = math.random(1, 64) key = key .. chars:sub(n, n) end
+  wrk.headers["Authorization"] = "Bearer " .. key
+  return wrk.format()
+end
+`,
+  );
+  const flood = new Deno.Command("wrk", {
+    args: ["-t", "1", "-c", "16", "-d", `${SECONDS}s`, "-s", script, targets.modelgate.url],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const during = await hey({
+    ...targets.modelgate,
+    bodyFile: body,
+    seconds: SECONDS,
+    concurrency: 8,
+    qpsPerWorker: 50,
+  });
+  const floodText = new TextDecoder().decode((await flood).stdout);
+  const floodRps = Number(/Requests\/sec:\s+([\d.]+)/.exec(floodText)?.[1] ?? NaN);
+  const legit = (await served()) - before;
+  await Deno.remove(script);
+  out();
+  out("## Invalid-key flood beside legitimate traffic (400 req/s legitimate)");
+  out();
+  out("| | legitimate p50 ms | legitimate p99 ms |");
+  out("|---|---|---|");
+  out(`| alone | ${fmt(baseline.p50)} | ${fmt(baseline.p99)} |`);
+  out(
+    `| with a flood of ${fmt(floodRps, 0)} random keys/s | ${fmt(during.p50)} | ${
+      fmt(during.p99)
+    } |`,
+  );
+  const expected = Math.round(during.rps * SECONDS);
+  out();
+  out(
+    `Backend saw ${legit} requests during the flood; legitimate requests sent: ~${expected} (none of the flood)`,
+  );
+  budget(legit <= expected + 50, "no flood request reaches the backend");
+  report.flood = { baseline, during, floodRps, legit };
+}
+
+async function keyCountCase(body: string, backendUrl: string, tmp: string): Promise<void> {
+  out();
+  out(`## Cost per request with 10 vs ${KEY_COUNT} stored keys`);
+  out();
+  out("| stored keys | req/s | p50 ms | p99 ms |");
+  out("|---|---|---|---|");
+  const rows: Record<string, LoadResult> = {};
+  for (const count of [10, KEY_COUNT]) {
+    const started = performance.now();
+    const gateway = await startModelGate({
+      backendUrl,
+      dir: `${tmp}/keys-${count}`,
+      keyCount: count,
+    });
+    console.error(
+      `bench: ${count} keys ready in ${fmt((performance.now() - started) / 1000, 1)} s`,
+    );
+    const target = {
+      url: `${gateway.url}/v1/chat/completions`,
+      headers: { authorization: `Bearer ${gateway.key}` },
+    };
+    await hey({ ...target, bodyFile: body, seconds: 2, concurrency: CONCURRENCY });
+    rows[count] = await hey({
+      ...target,
+      bodyFile: body,
+      seconds: SECONDS,
+      concurrency: CONCURRENCY,
+    });
+    out(
+      `| ${count} | ${fmt(rows[count].rps, 0)} | ${fmt(rows[count].p50)} | ${
+        fmt(rows[count].p99)
+      } |`,
+    );
+    await gateway.stop();
+  }
+  const ratio = rows[KEY_COUNT].rps / rows[10].rps;
+  budget(
+    ratio > 0.9,
+    `cost per request does not grow with the number of keys (${fmt(ratio * 100, 1)}% throughput)`,
+  );
+  report.keys = rows;
+}
+
+async function memoryPerStream(tmp: string): Promise<void> {
+  const slow = await startDeno(["bench/fake_backend.ts", "0", "0", "3", "20000"]);
+  const gateway = await startModelGate({
+    backendUrl: `http://127.0.0.1:${slow.port}`,
+    dir: `${tmp}/streams`,
+    keyCount: 0,
+  });
+  const url = `${gateway.url}/v1/chat/completions`;
+  const headers = { authorization: `Bearer ${gateway.key}`, "content-type": "application/json" };
+  const open = async () => {
+    const response = await fetch(url, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({
+        model: "bench-model",
+        stream: true,
+        messages: [{ role: "user", content: "hi" }],
+      }),
+    });
+    const reader = response.body!.getReader();
+    await reader.read();
+    return reader;
+  };
+  // Warm the process up with a few streams, then measure the growth for many more.
+  const warm = await Promise.all([...Array(50).keys()].map(open));
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const before = rssKiB(gateway.pid);
+  const readers = [];
+  for (let i = 0; i < STREAMS; i += 100) {
+    readers.push(...await Promise.all([...Array(Math.min(100, STREAMS - i)).keys()].map(open)));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const after = rssKiB(gateway.pid);
+  const perStream = (after - before) / STREAMS;
+  out();
+  out(`## Memory per open idle stream (${STREAMS} streams)`);
+  out();
+  out(
+    `Gateway RSS ${fmt(before / 1024, 1)} MiB -> ${fmt(after / 1024, 1)} MiB: **${
+      fmt(perStream, 1)
+    } KiB per stream**`,
+  );
+  budget(
+    perStream < 64,
+    `< 64 KiB of gateway memory per open idle stream (${fmt(perStream, 1)} KiB)`,
+  );
+  report.memory = { before, after, perStream, streams: STREAMS };
+  await Promise.all([...warm, ...readers].map((reader) => reader.cancel().catch(() => {})));
+  await gateway.stop();
+  await slow.stop();
+}
+
+async function limiterCost(body: string, backendUrl: string, tmp: string): Promise<void> {
+  const redis = await startRedis();
+  out();
+  out("## Cost of rate limits and quota (same run, same load)");
+  out();
+  out("| key limits | req/s | p50 ms | p99 ms | vs no limits |");
+  out("|---|---|---|---|---|");
+  const rows: Record<string, LoadResult> = {};
+  const cases = [
+    ["none", { allowed_models: ["*"] }, undefined],
+    ["rate limits in memory", { rpm: 1e9, burst: 1e8, tpm: 1e12, max_concurrency: 1e6 }, undefined],
+    ["rate limits in Redis", { rpm: 1e9, burst: 1e8, tpm: 1e12, max_concurrency: 1e6 }, redis.url],
+    ["rate limits in memory + quota", {
+      rpm: 1e9,
+      burst: 1e8,
+      tpm: 1e12,
+      max_concurrency: 1e6,
+      quota_tokens: 1e15,
+    }, undefined],
+  ] as const;
+  try {
+    for (const [label, limits, redisUrl] of cases) {
+      const gateway = await startModelGate({
+        backendUrl,
+        dir: `${tmp}/limits-${label.replace(/\W+/g, "-")}`,
+        keyCount: 0,
+        limits,
+        redisUrl,
+      });
+      const target = {
+        url: `${gateway.url}/v1/chat/completions`,
+        headers: { authorization: `Bearer ${gateway.key}` },
+      };
+      await hey({ ...target, bodyFile: body, seconds: 2, concurrency: CONCURRENCY });
+      rows[label] = await hey({
+        ...target,
+        bodyFile: body,
+        seconds: SECONDS,
+        concurrency: CONCURRENCY,
+      });
+      const vs = rows[label].rps / rows.none.rps;
+      out(
+        `| ${label} | ${fmt(rows[label].rps, 0)} | ${fmt(rows[label].p50)} | ${
+          fmt(rows[label].p99)
+        } | ${fmt(vs * 100, 1)}% |`,
+      );
+      await gateway.stop();
+    }
+  } finally {
+    await redis.close();
+  }
+  report.limits = rows;
+}

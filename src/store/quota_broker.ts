@@ -1,0 +1,275 @@
+/**
+ * Quota reservations without a KV round trip per request.
+ *
+ * Each instance reserves budget from KV in blocks: one atomic operation checks that
+ * `used + reserved + block` fits the key's budget and adds the block to `reserved`. Requests then
+ * reserve from the instance's block in memory. Because every block was checked against the budget
+ * when it was taken, all instances together can never reserve more than the budget; a key goes
+ * over only by what requests used beyond their own reservation. Usage is written back in batches
+ * (used grows, the consumed part of the block is released) every `flushMs`; blocks idle for
+ * `idleMs` are returned. A block is at most 5% of the budget (at least one request's need), so a
+ * key near its limit is served request by request, exactly.
+ */
+import type { Logger } from "../log.ts";
+import { readBudget } from "./budget.ts";
+import { type BudgetDimension, budgetKey } from "./kv_keys.ts";
+import type { KeyRecord } from "./model.ts";
+
+/** Why a reservation was refused. */
+export type QuotaRefusal = "quota" | "daily_tokens" | "daily_requests";
+
+/** What one request holds until it settles. */
+export interface Reservation {
+  keyId: string;
+  day: string;
+  needs: { block: Block; need: number; unit: "tokens" | "requests" }[];
+}
+
+/** Result of {@linkcode QuotaBroker.reserve}. */
+export type ReserveResult = { ok: true; reservation: Reservation } | {
+  ok: false;
+  reason: QuotaRefusal;
+};
+
+interface Block {
+  id: string;
+  keyId: string;
+  dimension: BudgetDimension;
+  day: string | null;
+  limit: number;
+  /** Reserved in KV by this instance and not yet released. */
+  total: number;
+  inFlight: number;
+  /** Consumed since the last flush. */
+  pending: number;
+  lastUsed: number;
+  lock: Promise<unknown>;
+}
+
+/** Options for {@linkcode QuotaBroker}. */
+export interface QuotaBrokerOptions {
+  kv: Deno.Kv;
+  now: () => number;
+  log: Logger;
+  flushMs?: number;
+  idleMs?: number;
+}
+
+const MAX_ATTEMPTS = 20;
+
+/** The UTC day of a time, as the daily counters name it. */
+export function utcDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+/** Reserves quota in memory from blocks taken atomically from KV, and writes usage back. */
+export class QuotaBroker {
+  #kv: Deno.Kv;
+  #now: () => number;
+  #log: Logger;
+  #idleMs: number;
+  #blocks = new Map<string, Block>();
+  /** Usage of keys without a budget in a dimension: only `used` grows. */
+  #untracked = new Map<
+    string,
+    { keyId: string; dimension: BudgetDimension; day: string | null; amount: number }
+  >();
+  #timer: ReturnType<typeof setInterval>;
+  #flushing: Promise<void> | null = null;
+
+  constructor(options: QuotaBrokerOptions) {
+    this.#kv = options.kv;
+    this.#now = options.now;
+    this.#log = options.log;
+    this.#idleMs = options.idleMs ?? 1000;
+    this.#timer = setInterval(() => this.flush().catch(() => {}), options.flushMs ?? 100);
+  }
+
+  /** Reserves `tokens` (and one request) for a request of `key`. */
+  async reserve(key: KeyRecord, tokens: number): Promise<ReserveResult> {
+    const now = this.#now();
+    const day = utcDay(now);
+    const wanted: [BudgetDimension, string | null, number | null, number, QuotaRefusal][] = [
+      ["tokens", null, key.quota_tokens, tokens, "quota"],
+      ["day_tokens", day, key.daily_tokens, tokens, "daily_tokens"],
+      ["day_requests", day, key.daily_requests, 1, "daily_requests"],
+    ];
+    const reservation: Reservation = { keyId: key.id, day, needs: [] };
+    for (const [dimension, dimensionDay, limit, need, reason] of wanted) {
+      if (limit === null) continue;
+      const block = this.#block(key.id, dimension, dimensionDay, limit, now);
+      if (!(await this.#take(block, need))) {
+        this.#undo(reservation);
+        return { ok: false, reason };
+      }
+      reservation.needs.push({
+        block,
+        need,
+        unit: dimension === "day_requests" ? "requests" : "tokens",
+      });
+    }
+    return { ok: true, reservation };
+  }
+
+  /** Settles a reservation with real usage; written to KV with the next flush. */
+  settle(reservation: Reservation, totalTokens: number): void {
+    const used: Record<BudgetDimension, number> = {
+      tokens: totalTokens,
+      day_tokens: totalTokens,
+      day_requests: 1,
+    };
+    const covered = new Set<BudgetDimension>();
+    for (const { block, need } of reservation.needs) {
+      block.inFlight -= need;
+      block.pending += used[block.dimension];
+      covered.add(block.dimension);
+    }
+    for (const dimension of ["tokens", "day_tokens", "day_requests"] as const) {
+      if (covered.has(dimension)) continue;
+      const day = dimension === "tokens" ? null : reservation.day;
+      const id = `${reservation.keyId}|${dimension}|${day}`;
+      const entry = this.#untracked.get(id) ??
+        { keyId: reservation.keyId, dimension, day, amount: 0 };
+      entry.amount += used[dimension];
+      this.#untracked.set(id, entry);
+    }
+  }
+
+  /** Writes pending usage and returns idle blocks, in one atomic operation. */
+  flush(): Promise<void> {
+    this.#flushing ??= this.#flushOnce().finally(() => {
+      this.#flushing = null;
+    });
+    return this.#flushing;
+  }
+
+  /** Forgets this instance's blocks of a key (after its usage was reset or it was deleted). */
+  forget(keyId: string): void {
+    for (const [id, block] of this.#blocks) if (block.keyId === keyId) this.#blocks.delete(id);
+  }
+
+  /** Flushes everything and returns every block. */
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.flush();
+    for (const block of this.#blocks.values()) block.lastUsed = -Infinity;
+    await this.#flushOnce();
+  }
+
+  #block(
+    keyId: string,
+    dimension: BudgetDimension,
+    day: string | null,
+    limit: number,
+    now: number,
+  ): Block {
+    const id = `${keyId}|${dimension}|${day}`;
+    let block = this.#blocks.get(id);
+    if (!block) {
+      block = {
+        id,
+        keyId,
+        dimension,
+        day,
+        limit,
+        total: 0,
+        inFlight: 0,
+        pending: 0,
+        lastUsed: now,
+        lock: Promise.resolve(),
+      };
+      this.#blocks.set(id, block);
+    }
+    block.limit = limit;
+    block.lastUsed = now;
+    return block;
+  }
+
+  /** Takes `need` from the block, leasing more from KV first when it has too little. */
+  #take(block: Block, need: number): Promise<boolean> {
+    const run = block.lock.then(async () => {
+      if (block.total - block.inFlight - block.pending < need) {
+        const leased = await this.#lease(
+          block,
+          need - (block.total - block.inFlight - block.pending),
+        );
+        if (!leased) return false;
+      }
+      block.inFlight += need;
+      return true;
+    });
+    block.lock = run.catch(() => {});
+    return run;
+  }
+
+  async #lease(block: Block, short: number): Promise<boolean> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const state = await readBudget(this.#kv, block.keyId, block.dimension, block.day);
+      const available = block.limit - state.used - state.reserved;
+      if (available < short) return false;
+      const size = Math.min(available, Math.max(short, Math.ceil(block.limit / 20)));
+      const op = this.#kv.atomic().check(...state.entries)
+        .sum(budgetKey(block.keyId, block.dimension, block.day, "reserved_added"), BigInt(size));
+      if ((await op.commit()).ok) {
+        block.total += size;
+        return true;
+      }
+    }
+    throw new Error("Quota reservation kept conflicting");
+  }
+
+  #undo(reservation: Reservation): void {
+    for (const { block, need } of reservation.needs) block.inFlight -= need;
+  }
+
+  async #flushOnce(): Promise<void> {
+    const now = this.#now();
+    const sums: [Deno.KvKey, number][] = [];
+    const applied: (() => void)[] = [];
+    for (const block of this.#blocks.values()) {
+      const idle = block.inFlight === 0 && now - block.lastUsed >= this.#idleMs;
+      const release = Math.min(block.pending, block.total) +
+        (idle ? Math.max(0, block.total - block.pending) : 0);
+      if (block.pending === 0 && release === 0) {
+        if (idle) this.#blocks.delete(block.id);
+        continue;
+      }
+      const pending = block.pending;
+      sums.push([budgetKey(block.keyId, block.dimension, block.day, "used"), pending]);
+      sums.push([budgetKey(block.keyId, block.dimension, block.day, "reserved_released"), release]);
+      applied.push(() => {
+        block.pending -= pending;
+        block.total -= release;
+        if (idle && block.total <= 0 && block.pending === 0 && block.inFlight === 0) {
+          this.#blocks.delete(block.id);
+        }
+      });
+    }
+    for (const [id, entry] of this.#untracked) {
+      const amount = entry.amount;
+      sums.push([budgetKey(entry.keyId, entry.dimension, entry.day, "used"), amount]);
+      applied.push(() => {
+        entry.amount -= amount;
+        if (entry.amount === 0) this.#untracked.delete(id);
+      });
+    }
+    if (sums.length === 0) return;
+    try {
+      await commitSums(this.#kv, sums);
+      for (const apply of applied) apply();
+    } catch (err) {
+      this.#log.error("quota flush failed; retrying with the next flush", {
+        error: (err as Error).message,
+      });
+    }
+  }
+}
+
+/** Adds amounts to KvU64 counters, in atomic operations of at most 500 mutations. */
+export async function commitSums(kv: Deno.Kv, sums: [Deno.KvKey, number][]): Promise<void> {
+  for (let i = 0; i < sums.length; i += 500) {
+    const op = kv.atomic();
+    for (const [key, amount] of sums.slice(i, i + 500)) if (amount > 0) op.sum(key, BigInt(amount));
+    await op.commit();
+  }
+}
