@@ -17,6 +17,8 @@ export interface AdminAuthOptions {
   /** Failed attempts from one address within `windowMs` before it must wait. */
   maxFailures?: number;
   windowMs?: number;
+  /** Shared with the UI login form, so both count failures together. */
+  gate?: FailureGate;
   /** Accepts a request by other means first (the admin UI's session cookie). */
   alternative?: (c: Parameters<MiddlewareHandler<GatewayEnv>>[0]) => Promise<boolean> | boolean;
 }
@@ -33,37 +35,59 @@ export function adminKeyMatches(presented: string, expectedHash: string): boolea
   return presentedHash.length === expected.length && timingSafeEqual(presentedHash, expected);
 }
 
+/** Counts failed admin logins per address; an address over the limit waits out its window. */
+export class FailureGate {
+  #failures = new Map<string, { count: number; since: number }>();
+  constructor(
+    readonly now: () => number,
+    readonly maxFailures = 5,
+    readonly windowMs = 60_000,
+  ) {}
+
+  /** Seconds the address must still wait, or 0. */
+  waitSeconds(ip: string): number {
+    const now = this.now();
+    const entry = this.#failures.get(ip);
+    if (entry && now - entry.since > this.windowMs) this.#failures.delete(ip);
+    const current = this.#failures.get(ip);
+    if (!current || current.count < this.maxFailures) return 0;
+    return Math.max(1, Math.ceil((current.since + this.windowMs - now) / 1000));
+  }
+
+  /** Records one failure. */
+  fail(ip: string): void {
+    const entry = this.#failures.get(ip) ?? { count: 0, since: this.now() };
+    entry.count++;
+    this.#failures.set(ip, entry);
+    if (this.#failures.size > 10_000) this.#failures.delete(this.#failures.keys().next().value!);
+  }
+}
+
+/** The 429 for an address that failed too often. */
+export function tooManyFailures(wait: number): GatewayError {
+  return new GatewayError("Too many failed admin logins: wait before trying again", {
+    status: 429,
+    type: "rate_limit_error",
+    code: "rate_limit_exceeded",
+    headers: { "retry-after": String(wait) },
+  });
+}
+
 /**
  * Refuses requests without the admin key with 401. An address that keeps failing is refused with
  * 429 and `Retry-After` until its window passes, so the key cannot be guessed at speed.
  */
 export function adminAuth(options: AdminAuthOptions): MiddlewareHandler<GatewayEnv> {
-  const maxFailures = options.maxFailures ?? 5;
-  const windowMs = options.windowMs ?? 60_000;
-  const failures = new Map<string, { count: number; since: number }>();
+  const gate = options.gate ?? new FailureGate(options.now, options.maxFailures, options.windowMs);
   return async function requireAdmin(c, next) {
     if (options.alternative && await options.alternative(c)) return await next();
     const ip = c.get("clientIp") ?? "unknown";
-    const now = options.now();
-    const record = failures.get(ip);
-    if (record && now - record.since > windowMs) failures.delete(ip);
-    const current = failures.get(ip);
-    if (current && current.count >= maxFailures) {
-      const wait = Math.max(1, Math.ceil((current.since + windowMs - now) / 1000));
-      throw new GatewayError("Too many failed admin logins: wait before trying again", {
-        status: 429,
-        type: "rate_limit_error",
-        code: "rate_limit_exceeded",
-        headers: { "retry-after": String(wait) },
-      });
-    }
+    const wait = gate.waitSeconds(ip);
+    if (wait > 0) throw tooManyFailures(wait);
     const header = c.req.header("authorization") ?? "";
     const token = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
     if (!token || !adminKeyMatches(token, options.adminKeyHash)) {
-      const entry = failures.get(ip) ?? { count: 0, since: now };
-      entry.count++;
-      failures.set(ip, entry);
-      if (failures.size > 10_000) failures.delete(failures.keys().next().value!);
+      gate.fail(ip);
       options.metrics.inc("modelgate_admin_auth_failures_total");
       options.log.warn("admin authentication failed", { client_ip: ip });
       throw new GatewayError("Invalid admin key", {

@@ -1,6 +1,8 @@
 /** createApp(deps): the one place where routes and middleware order are declared. */
 import { Hono } from "hono";
-import { adminAuth } from "../admin/auth.ts";
+import { adminAuth, FailureGate } from "../admin/auth.ts";
+import { createAdminPages } from "../admin/pages.ts";
+import { sessionAuth, Sessions } from "../admin/session.ts";
 import { createAdminApi } from "../admin/api.ts";
 import type { Config } from "./config.ts";
 import type { GatewayEnv } from "./context.ts";
@@ -77,7 +79,16 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
   });
 
   const resolveIp = clientIp(config.server.trustedProxies);
-  const requireAdmin = adminAuth({ adminKeyHash: deps.adminKeyHash, now, log, metrics });
+  const sessions = new Sessions(deps.adminKeyHash, now);
+  const gate = new FailureGate(now);
+  const requireAdmin = adminAuth({
+    adminKeyHash: deps.adminKeyHash,
+    now,
+    log,
+    metrics,
+    gate,
+    alternative: sessionAuth(sessions),
+  });
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get(
@@ -140,5 +151,10 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
     }),
   );
   app.route("/admin/api", admin);
+
+  const pages = new Hono<GatewayEnv>();
+  pages.use(resolveIp);
+  pages.route("/", createAdminPages({ sessions, adminKeyHash: deps.adminKeyHash, gate, log }));
+  app.route("/admin", pages);
   return app;
 }
