@@ -8,7 +8,6 @@ import { parseArgs } from "node:util";
 import {
   cpuMs,
   fmt,
-  freePort,
   hey,
   type LoadResult,
   percentile,

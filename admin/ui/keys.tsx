@@ -188,13 +188,13 @@ export function KeysPage() {
         head={["Name", "Prefix", "Group", "Quota", "RPM", "Status", "Expires", "Actions"]}
         rows={keysSig.value.map((key) => [
           key.name,
-          <code>{key.prefix}…</code>,
+          <code key="prefix">{key.prefix}…</code>,
           key.group,
-          <QuotaBar used={key.usage.used_tokens} total={key.quota_tokens} />,
+          <QuotaBar key="quota" used={key.usage.used_tokens} total={key.quota_tokens} />,
           count(key.rpm),
           key.disabled ? "disabled" : "active",
           key.expires_at?.slice(0, 10) ?? "never",
-          <span class="actions">
+          <span key="actions" class="actions">
             <button type="button" onClick={() => (editingSig.value = key)}>Edit</button>
             <button
               type="button"

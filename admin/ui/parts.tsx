@@ -18,9 +18,13 @@ export function Table(props: { head: string[]; rows: ComponentChildren[][]; empt
     <div class="table-wrap">
       <table>
         <thead>
-          <tr>{props.head.map((h) => <th scope="col">{h}</th>)}</tr>
+          <tr>{props.head.map((h) => <th key={h} scope="col">{h}</th>)}</tr>
         </thead>
-        <tbody>{props.rows.map((row) => <tr>{row.map((cell) => <td>{cell}</td>)}</tr>)}</tbody>
+        <tbody>
+          {props.rows.map((row, i) => (
+            <tr key={i}>{row.map((cell, j) => <td key={j}>{cell}</td>)}</tr>
+          ))}
+        </tbody>
       </table>
     </div>
   );

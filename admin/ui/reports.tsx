@@ -273,7 +273,7 @@ export function AuditPage() {
           a.actor,
           a.action,
           a.target,
-          <code>{JSON.stringify(a.detail)}</code>,
+          <code key="detail">{JSON.stringify(a.detail)}</code>,
         ])}
       />
     </section>
