@@ -129,6 +129,7 @@ try {
   report.added = { rate, directPaced, gatewayPaced };
 
   await streamingCases(targets, gateway.pid);
+  await isolationCases(tmp, targets);
   await cpuPerRequest(tmp, targets.modelgate, gateway.pid);
   await floodCase(body, targets, backendUrl);
   await gateway.stop();
@@ -199,6 +200,75 @@ async function streamingCases(targets: Targets, gatewayPid: number): Promise<voi
   }
   report.streaming = rows;
   void gatewayPid;
+}
+
+async function isolationCases(tmp: string, targets: Targets): Promise<void> {
+  // Chunk gaps: a backend sending 40 chunks 5 ms apart, direct and through ModelGate.
+  const paced = await startDeno(["bench/fake_backend.ts", "0", "0", "40", "5"]);
+  const pacedUrl = `http://127.0.0.1:${paced.port}/v1/chat/completions`;
+  const gaps = async (url: string, headers: Record<string, string>) => {
+    const all: number[] = [];
+    for (let i = 0; i < 10; i++) all.push(...(await timeStream(url, headers)).gaps);
+    return { p50: percentile(all, 0.5), p99: percentile(all, 0.99), max: Math.max(...all) };
+  };
+  const direct = await gaps(pacedUrl, {});
+  const gw = await startModelGate({
+    backendUrl: `http://127.0.0.1:${paced.port}`,
+    dir: `${tmp}/paced`,
+    keyCount: 0,
+  });
+  const through = await gaps(`${gw.url}/v1/chat/completions`, {
+    authorization: `Bearer ${gw.key}`,
+  });
+  await gw.stop();
+  await paced.stop();
+  out();
+  out("## SSE chunk gaps (backend sends a chunk every 5 ms)");
+  out();
+  out("| path | gap p50 ms | gap p99 ms | max ms |");
+  out("|---|---|---|---|");
+  out(`| direct | ${fmt(direct.p50)} | ${fmt(direct.p99)} | ${fmt(direct.max)} |`);
+  out(`| ModelGate | ${fmt(through.p50)} | ${fmt(through.p99)} | ${fmt(through.max)} |`);
+  budget(
+    through.p99 < 30,
+    `no ~40 ms Nagle stalls between chunks (p99 gap ${fmt(through.p99)} ms)`,
+  );
+
+  // A 1 MB request in flight beside small streams: their TTFT should barely move.
+  const big = await Deno.readFile(`${tmp}/prompt-1048576.json`).catch(() => null) ??
+    new TextEncoder().encode(
+      JSON.stringify({
+        model: "bench-model",
+        messages: [{ role: "user", content: "x".repeat(1 << 20) }],
+      }),
+    );
+  const ttft = async () => {
+    const values: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      values.push((await timeStream(targets.modelgate.url, targets.modelgate.headers)).ttft);
+    }
+    return percentile(values, 0.5);
+  };
+  const alone = await ttft();
+  let running = true;
+  const heavy = (async () => {
+    while (running) {
+      const response = await fetch(targets.modelgate.url, {
+        method: "POST",
+        headers: { ...targets.modelgate.headers, "content-type": "application/json" },
+        body: big,
+      });
+      await response.arrayBuffer();
+    }
+  })();
+  const beside = await ttft();
+  running = false;
+  await heavy;
+  out();
+  out("## Small streams beside 1 MB requests in flight");
+  out();
+  out(`TTFT p50 alone ${fmt(alone)} ms, beside back-to-back 1 MB requests ${fmt(beside)} ms`);
+  report.isolation = { direct, through, alone, beside };
 }
 
 async function cpuPerRequest(
@@ -350,19 +420,12 @@ async function keyCountCase(body: string, backendUrl: string, tmp: string): Prom
   report.keys = rows;
 }
 
-async function memoryPerStream(tmp: string): Promise<void> {
-  const slow = await startDeno(["bench/fake_backend.ts", "0", "0", "3", "20000"]);
-  const gateway = await startModelGate({
-    backendUrl: `http://127.0.0.1:${slow.port}`,
-    dir: `${tmp}/streams`,
-    keyCount: 0,
-  });
-  const url = `${gateway.url}/v1/chat/completions`;
-  const headers = { authorization: `Bearer ${gateway.key}`, "content-type": "application/json" };
+/** Opens `count` streams to `url` and reads their first chunk; returns the readers. */
+async function openStreams(url: string, headers: Record<string, string>, count: number) {
   const open = async () => {
     const response = await fetch(url, {
       method: "POST",
-      headers,
+      headers: { ...headers, "content-type": "application/json" },
       body: JSON.stringify({
         model: "bench-model",
         stream: true,
@@ -373,35 +436,64 @@ async function memoryPerStream(tmp: string): Promise<void> {
     await reader.read();
     return reader;
   };
-  // Warm the process up with a few streams, then measure the growth for many more.
-  const warm = await Promise.all([...Array(50).keys()].map(open));
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  const before = rssKiB(gateway.pid);
   const readers = [];
-  for (let i = 0; i < STREAMS; i += 100) {
-    readers.push(...await Promise.all([...Array(Math.min(100, STREAMS - i)).keys()].map(open)));
+  for (let i = 0; i < count; i += 100) {
+    readers.push(...await Promise.all([...Array(Math.min(100, count - i)).keys()].map(open)));
   }
+  return readers;
+}
+
+/** RSS growth per open idle stream of one process, after a warm-up of 50 streams. */
+async function growthPerStream(pid: number, url: string, headers: Record<string, string>) {
+  const warm = await openStreams(url, headers, 50);
   await new Promise((resolve) => setTimeout(resolve, 500));
-  const after = rssKiB(gateway.pid);
-  const perStream = (after - before) / STREAMS;
+  const before = rssKiB(pid);
+  const readers = await openStreams(url, headers, STREAMS);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const after = rssKiB(pid);
+  await Promise.all([...warm, ...readers].map((reader) => reader.cancel().catch(() => {})));
+  return { before, after, perStream: (after - before) / STREAMS };
+}
+
+async function memoryPerStream(tmp: string): Promise<void> {
+  const slow = await startDeno(["bench/fake_backend.ts", "0", "0", "3", "20000"]);
+  const backendUrl = `http://127.0.0.1:${slow.port}`;
+  const bare = await startDeno(["bench/bare_proxy.ts", "0", backendUrl]);
+  const bareResult = await growthPerStream(
+    bare.pid,
+    `http://127.0.0.1:${bare.port}/v1/chat/completions`,
+    {},
+  );
+  await bare.stop();
+  const gateway = await startModelGate({ backendUrl, dir: `${tmp}/streams`, keyCount: 0 });
+  const result = await growthPerStream(gateway.pid, `${gateway.url}/v1/chat/completions`, {
+    authorization: `Bearer ${gateway.key}`,
+  });
   out();
   out(`## Memory per open idle stream (${STREAMS} streams)`);
   out();
+  out("| process | RSS before MiB | RSS with streams MiB | KiB per stream |");
+  out("|---|---|---|---|");
   out(
-    `Gateway RSS ${fmt(before / 1024, 1)} MiB -> ${fmt(after / 1024, 1)} MiB: **${
-      fmt(perStream, 1)
-    } KiB per stream**`,
+    `| bare proxy | ${fmt(bareResult.before / 1024, 1)} | ${fmt(bareResult.after / 1024, 1)} | ${
+      fmt(bareResult.perStream, 1)
+    } |`,
+  );
+  out(
+    `| ModelGate | ${fmt(result.before / 1024, 1)} | ${fmt(result.after / 1024, 1)} | ${
+      fmt(result.perStream, 1)
+    } |`,
   );
   budget(
-    perStream < 64,
-    `< 64 KiB of gateway memory per open idle stream (${fmt(perStream, 1)} KiB)`,
+    result.perStream < 64,
+    `< 64 KiB of gateway memory per open idle stream (${fmt(result.perStream, 1)} KiB; bare proxy ${
+      fmt(bareResult.perStream, 1)
+    } KiB)`,
   );
-  report.memory = { before, after, perStream, streams: STREAMS };
-  await Promise.all([...warm, ...readers].map((reader) => reader.cancel().catch(() => {})));
+  report.memory = { modelgate: result, bare: bareResult, streams: STREAMS };
   await gateway.stop();
   await slow.stop();
 }
-
 async function limiterCost(body: string, backendUrl: string, tmp: string): Promise<void> {
   const redis = await startRedis();
   out();

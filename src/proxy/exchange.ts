@@ -1,7 +1,7 @@
 /** Opens and finishes the Exchange of each /v1 request, so every path settles exactly once. */
 import type { Context, MiddlewareHandler } from "hono";
 import type { Usage } from "../../adapters/types.ts";
-import type { Completion, GatewayEnv, Outcome } from "../context.ts";
+import type { Completion, Exchange, GatewayEnv, Outcome } from "../context.ts";
 import { toGatewayError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { PendingWork } from "../pending.ts";
@@ -77,13 +77,22 @@ export interface FinishInput {
 }
 
 /** Runs the finishers once; later calls do nothing. Finisher failures are logged, not thrown. */
-export function finish(
-  c: Context<GatewayEnv>,
+export function finish(c: Context<GatewayEnv>, options: ExchangeOptions, input: FinishInput): void {
+  const ex = c.get("exchange");
+  if (ex) finishExchange(ex, c.get("clientIp") ?? "unknown", options, input);
+}
+
+/**
+ * The same for code that outlives the request's context (a stream's meter), so an open stream
+ * keeps only its exchange alive, not the whole request.
+ */
+export function finishExchange(
+  ex: Exchange,
+  clientIp: string,
   options: ExchangeOptions,
   input: FinishInput,
 ): void {
-  const ex = c.get("exchange");
-  if (!ex || ex.finished) return;
+  if (ex.finished) return;
   ex.finished = true;
   if (ex.finishers.length === 0) return;
   const completion: Completion = {
@@ -98,7 +107,7 @@ export function finish(
     usageReported: input.usageReported ?? false,
     latencyMs: Math.max(0, options.now() - ex.startedAt),
     ttftMs: input.ttftMs ?? null,
-    clientIp: c.get("clientIp") ?? "unknown",
+    clientIp,
   };
   for (const finisher of ex.finishers) {
     try {

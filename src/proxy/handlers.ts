@@ -6,7 +6,7 @@ import type { Logger } from "../log.ts";
 import type { ModelRegistry } from "../routing/registry.ts";
 import { estimatePromptTokens } from "../usage/estimate.ts";
 import { meterStream, type StreamSummary } from "../usage/meter.ts";
-import { type ExchangeOptions, finish } from "./exchange.ts";
+import { type ExchangeOptions, finish, finishExchange } from "./exchange.ts";
 import { type ProxyRequest, validateBody } from "./validate.ts";
 import type { PendingWork } from "../pending.ts";
 import type { Route } from "../routing/registry.ts";
@@ -71,13 +71,18 @@ export function proxyEndpoint(endpoint: Endpoint, deps: ProxyDeps): Handler<Gate
       return c.json(result.body, result.status as 200);
     }
     ex.streaming = true;
+    // The meter outlives this handler: it keeps numbers, not the request, its body or context.
+    const promptEstimate = estimatePromptTokens(endpoint, body);
+    const clientIp = c.get("clientIp") ?? "unknown";
+    const log = deps.log;
+    const status = result.status;
     const stream = meterStream(result.stream, {
       stripUsage: !request.includeUsage,
       idleMs: route.adapter.config.timeouts.idleMs,
       now: deps.now,
       startedAt: ex.startedAt,
       onFault(outcome, cause) {
-        deps.log.warn("stream from backend failed", {
+        log.warn("stream from backend failed", {
           request_id: ex.requestId,
           backend: ex.backend,
           outcome,
@@ -85,10 +90,10 @@ export function proxyEndpoint(endpoint: Endpoint, deps: ProxyDeps): Handler<Gate
         });
       },
       onEnd(summary: StreamSummary) {
-        finish(c, options, {
-          status: result.status,
+        finishExchange(ex, clientIp, options, {
+          status,
           outcome: summary.outcome,
-          usage: summary.usage ?? estimateUsage(endpoint, body, summary.choiceEvents),
+          usage: summary.usage ?? usageFrom(promptEstimate, summary.choiceEvents),
           usageReported: summary.usage !== null,
           ttftMs: summary.ttftMs,
         });
@@ -103,6 +108,9 @@ export function proxyEndpoint(endpoint: Endpoint, deps: ProxyDeps): Handler<Gate
 
 /** Usage for an answer whose backend never reported it: estimated prompt, counted chunks. */
 function estimateUsage(endpoint: Endpoint, body: Record<string, unknown>, chunks: number): Usage {
-  const prompt = estimatePromptTokens(endpoint, body);
+  return usageFrom(estimatePromptTokens(endpoint, body), chunks);
+}
+
+function usageFrom(prompt: number, chunks: number): Usage {
   return { prompt_tokens: prompt, completion_tokens: chunks, total_tokens: prompt + chunks };
 }
