@@ -111,7 +111,7 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
     modelAllowed(c.get("key"), model);
   v1.get("/models", listModels(registry, mayUse));
   v1.get("/models/:model{.+}", getModel(registry, mayUse));
-  v1.get("/me", describeMe(deps.keys, now));
+  v1.get("/me", describeMe(deps.keys, deps.broker, now));
   const body = jsonBody(config.server.maxBodyBytes);
   const proxyDeps = {
     registry,

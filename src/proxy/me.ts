@@ -2,12 +2,18 @@
 import type { Handler } from "hono";
 import type { GatewayEnv } from "../context.ts";
 import type { KeyStore } from "../store/key_store.ts";
-import { utcDay } from "../store/quota_broker.ts";
+import { type QuotaBroker, utcDay } from "../store/quota_broker.ts";
 
 /** Describes the calling key; never its hash or secret. */
-export function describeMe(keys: KeyStore, now: () => number): Handler<GatewayEnv> {
+export function describeMe(
+  keys: KeyStore,
+  broker: QuotaBroker,
+  now: () => number,
+): Handler<GatewayEnv> {
   return async function me(c) {
     const key = c.get("key");
+    // Usage is written every 100 ms; write this instance's share now so the answer is current.
+    await broker.flush();
     const usage = await keys.usage(key.id, utcDay(now()));
     const remaining = (
       limit: number | null,
@@ -38,7 +44,7 @@ export function describeMe(keys: KeyStore, now: () => number): Handler<GatewayEn
         today: { tokens: usage.daily_tokens, requests: usage.daily_requests },
       },
       remaining: {
-        quota_tokens: remaining(key.quota_tokens, usage.used_tokens + usage.reserved_tokens),
+        quota_tokens: remaining(key.quota_tokens, usage.used_tokens),
         daily_tokens: remaining(key.daily_tokens, usage.daily_tokens),
         daily_requests: remaining(key.daily_requests, usage.daily_requests),
       },
