@@ -3,6 +3,7 @@ import { parse as parseYaml } from "yaml";
 import type { BackendConfig, BackendType, Timeouts } from "../adapters/types.ts";
 import { ConfigError, substituteEnv } from "./config_env.ts";
 import { Section } from "./config_read.ts";
+import { type KeyDefaults, LIMIT_FIELDS } from "./store/model.ts";
 
 export { ConfigError } from "./config_env.ts";
 
@@ -16,18 +17,7 @@ export interface ModelPolicy {
   price: { input: number; output: number };
 }
 
-/** Settings a new key takes when it does not set them. */
-export interface KeyDefaults {
-  quota_tokens: number | null;
-  daily_tokens: number | null;
-  daily_requests: number | null;
-  rpm: number | null;
-  burst: number | null;
-  tpm: number | null;
-  max_concurrency: number | null;
-  allowed_models: string[];
-  allowed_ips: string[];
-}
+export type { KeyDefaults } from "./store/model.ts";
 
 /** The validated configuration. */
 export interface Config {
@@ -185,16 +175,7 @@ function readRedis(s: Section): Config["redis"] {
 }
 
 function readDefaults(s: Section): KeyDefaults {
-  const limits = [
-    "quota_tokens",
-    "daily_tokens",
-    "daily_requests",
-    "rpm",
-    "burst",
-    "tpm",
-    "max_concurrency",
-  ] as const;
-  s.only([...limits, "allowed_models", "allowed_ips"]);
+  s.only([...LIMIT_FIELDS, "allowed_models", "allowed_ips"]);
   const read = (key: string) => s.number(key, { min: 0, max: Number.MAX_SAFE_INTEGER }) ?? null;
   return {
     quota_tokens: read("quota_tokens"),

@@ -26,57 +26,6 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   return data as T;
 }
 
-/** A page of a listing. */
-export interface Page<T> {
-  data: T[];
-  next_cursor: string | null;
-}
-
-/** A key as the admin API shows it. */
-export interface KeyView {
-  id: string;
-  name: string;
-  group: string;
-  prefix: string;
-  disabled: boolean;
-  expires_at: string | null;
-  quota_tokens: number | null;
-  rpm: number | null;
-  burst: number | null;
-  tpm: number | null;
-  allowed_ips: string[];
-  allowed_models: string[];
-  usage: { used_tokens: number; daily_requests: number };
-}
-
-/** One ledger record. */
-export interface RequestRecord {
-  request_id: string;
-  time: string;
-  key_id: string;
-  model: string;
-  backend: string;
-  status: number;
-  outcome: string;
-  stream: boolean;
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-  latency_ms: number;
-  ttft_ms: number | null;
-  client_ip: string;
-}
-
-/** One row of a usage report. */
-export interface UsageRow {
-  bucket: string;
-  subject: string;
-  name?: string | null;
-  requests: number;
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-  errors: number;
-  cost: number;
-  latency_ms_sum: number;
-}
+export type { KeyView, Page, UsageRow } from "../../src/store/model.ts";
+/** One ledger record, as the Requests page shows it. */
+export type { UsageRecord as RequestRecord } from "../../src/store/model.ts";

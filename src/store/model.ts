@@ -13,6 +13,20 @@ export interface KeyLimits {
   max_concurrency: number | null;
 }
 
+/** The names of the limit fields, in the order they are shown. */
+export const LIMIT_FIELDS: readonly (keyof KeyLimits)[] = [
+  "quota_tokens",
+  "daily_tokens",
+  "daily_requests",
+  "rpm",
+  "burst",
+  "tpm",
+  "max_concurrency",
+];
+
+/** Settings a new key takes from the config when it does not set them. */
+export type KeyDefaults = KeyLimits & { allowed_models: string[]; allowed_ips: string[] };
+
 /** An API key as stored: the plaintext is never part of it. */
 export interface KeyRecord extends KeyLimits {
   id: string;
@@ -89,6 +103,8 @@ export interface UsageRecord {
 export interface UsageRow {
   bucket: string;
   subject: string;
+  /** The key's name when rows are per key (filled in by the admin API). */
+  name?: string | null;
   requests: number;
   prompt_tokens: number;
   completion_tokens: number;

@@ -1,17 +1,7 @@
 /** Validation of key fields from the admin API; every error names the field. */
 import { invalidRequest } from "../errors.ts";
 import { parseRange } from "../net/ip.ts";
-import type { KeyFields, KeyLimits } from "./model.ts";
-
-const LIMIT_FIELDS: (keyof KeyLimits)[] = [
-  "quota_tokens",
-  "daily_tokens",
-  "daily_requests",
-  "rpm",
-  "burst",
-  "tpm",
-  "max_concurrency",
-];
+import { type KeyFields, LIMIT_FIELDS } from "./model.ts";
 
 const ALLOWED = new Set<string>([
   ...LIMIT_FIELDS,
