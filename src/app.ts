@@ -91,6 +91,11 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
   });
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
+  // Ready when at least one backend answered its last model discovery (or has a fixed list).
+  app.get("/readyz", (c) => {
+    const up = registry.adapters.filter((a) => registry.isHealthy(a.config.name)).length;
+    return c.json({ status: up > 0 ? "ready" : "no_backend", backends_up: up }, up > 0 ? 200 : 503);
+  });
   app.get(
     "/metrics",
     resolveIp,

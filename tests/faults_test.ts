@@ -220,3 +220,31 @@ Deno.test("proxy: a model name with path characters never reaches the upstream U
     await fake.close();
   }
 });
+
+Deno.test("readyz: 503 while no backend answers discovery, 200 once one does", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const down = await startTestGateway(`
+adapters:
+  ollama:
+    base_url: http://127.0.0.1:${port}
+`);
+  try {
+    const response = await fetch(`${down.url}/readyz`);
+    assertEquals(response.status, 503);
+    assertEquals((await response.json()).status, "no_backend");
+  } finally {
+    await down.shutdown();
+  }
+  const fake = await startFakeOpenAi();
+  const up = await gatewayFor(fake.url);
+  try {
+    const response = await fetch(`${up.url}/readyz`);
+    assertEquals(response.status, 200);
+    await response.body?.cancel();
+  } finally {
+    await up.shutdown();
+    await fake.close();
+  }
+});
