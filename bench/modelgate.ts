@@ -1,5 +1,6 @@
 /** Starts ModelGate for a benchmark case: its own config, KV file and key, full pipeline on. */
 import { KeyStore } from "../src/store/key_store.ts";
+import { UNLIMITED_DEFAULTS } from "../src/store/model.ts";
 import { freePort } from "./lib.ts";
 
 /** A ModelGate process under test. */
@@ -11,17 +12,6 @@ export interface BenchGateway {
 }
 
 const ADMIN_KEY = "bench-admin-key";
-const NO_DEFAULTS = {
-  quota_tokens: null,
-  daily_tokens: null,
-  daily_requests: null,
-  rpm: null,
-  burst: null,
-  tpm: null,
-  max_concurrency: null,
-  allowed_models: ["*"],
-  allowed_ips: [],
-};
 
 /** Options for {@linkcode startModelGate}. */
 export interface BenchGatewayOptions {
@@ -42,7 +32,7 @@ export async function startModelGate(options: BenchGatewayOptions): Promise<Benc
     const kv = await Deno.openKv(kvPath);
     const store = new KeyStore({ kv });
     for (let i = 0; i < options.keyCount; i++) {
-      await store.create({ name: `seed-${i}` }, NO_DEFAULTS);
+      await store.create({ name: `seed-${i}` }, UNLIMITED_DEFAULTS);
     }
     kv.close();
   }

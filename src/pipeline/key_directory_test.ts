@@ -1,6 +1,7 @@
 import { assertEquals } from "../../tests/assert.ts";
 import { silentLogger } from "../log.ts";
 import { KeyStore } from "../store/key_store.ts";
+import { UNLIMITED_DEFAULTS } from "../store/model.ts";
 import { generateApiKey, hashApiKey } from "../store/secrets.ts";
 import { KeyDirectory } from "./key_directory.ts";
 
@@ -21,17 +22,7 @@ class CountingStore extends KeyStore {
   }
 }
 
-const defaults = {
-  quota_tokens: null,
-  daily_tokens: null,
-  daily_requests: null,
-  rpm: null,
-  burst: null,
-  tpm: null,
-  max_concurrency: null,
-  allowed_models: [],
-  allowed_ips: [],
-};
+const defaults = UNLIMITED_DEFAULTS;
 
 Deno.test("KeyDirectory: a flood of random keys is refused from memory without reaching KV", async () => {
   const kv = await Deno.openKv(":memory:");

@@ -27,6 +27,19 @@ export const LIMIT_FIELDS: readonly (keyof KeyLimits)[] = [
 /** Settings a new key takes from the config when it does not set them. */
 export type KeyDefaults = KeyLimits & { allowed_models: string[]; allowed_ips: string[] };
 
+/** Defaults that leave a new key unlimited and open to every model and address. */
+export const UNLIMITED_DEFAULTS: Readonly<KeyDefaults> = Object.freeze({
+  quota_tokens: null,
+  daily_tokens: null,
+  daily_requests: null,
+  rpm: null,
+  burst: null,
+  tpm: null,
+  max_concurrency: null,
+  allowed_models: ["*"],
+  allowed_ips: [],
+});
+
 /** An API key as stored: the plaintext is never part of it. */
 export interface KeyRecord extends KeyLimits {
   id: string;
