@@ -1,8 +1,10 @@
 /**
  * The floor for any gateway on this runtime: Deno.serve plus fetch to one backend, nothing else.
- * `deno run -A bench/bare_proxy.ts PORT TARGET_URL`. Prints `READY <port>`.
+ * `deno run -A bench/bare_proxy.ts PORT TARGET_URL [transform]`. Prints `READY <port>`. With
+ * `transform`, responses pass through an identity TransformStream: the cost of touching a stream
+ * in JavaScript at all, which any metering gateway pays.
  */
-const [portArg = "0", target = "http://127.0.0.1:8000"] = Deno.args;
+const [portArg = "0", target = "http://127.0.0.1:8000", mode = ""] = Deno.args;
 
 const server = Deno.serve(
   { hostname: "127.0.0.1", port: Number(portArg), onListen() {} },
@@ -13,7 +15,10 @@ const server = Deno.serve(
       headers: request.headers,
       body: request.body,
     });
-    return new Response(upstream.body, { status: upstream.status, headers: upstream.headers });
+    const body = mode === "transform" && upstream.body
+      ? upstream.body.pipeThrough(new TransformStream())
+      : upstream.body;
+    return new Response(body, { status: upstream.status, headers: upstream.headers });
   },
 );
 console.log(`READY ${(server.addr as Deno.NetAddr).port}`);

@@ -228,6 +228,11 @@ async function isolationCases(tmp: string, targets: Targets): Promise<void> {
   out("| path | gap p50 ms | gap p99 ms | max ms |");
   out("|---|---|---|---|");
   out(`| direct | ${fmt(direct.p50)} | ${fmt(direct.p99)} | ${fmt(direct.max)} |`);
+  out(
+    `| bare proxy + identity TransformStream | ${fmt(touchedResult.before / 1024, 1)} | ${
+      fmt(touchedResult.after / 1024, 1)
+    } | ${fmt(touchedResult.perStream, 1)} |`,
+  );
   out(`| ModelGate | ${fmt(through.p50)} | ${fmt(through.p99)} | ${fmt(through.max)} |`);
   budget(
     through.p99 < 30,
@@ -490,7 +495,7 @@ async function memoryPerStream(tmp: string): Promise<void> {
       fmt(bareResult.perStream, 1)
     } KiB)`,
   );
-  report.memory = { modelgate: result, bare: bareResult, streams: STREAMS };
+  report.memory = { modelgate: result, bare: bareResult, touched: touchedResult, streams: STREAMS };
   await gateway.stop();
   await slow.stop();
 }
