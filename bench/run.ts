@@ -228,11 +228,6 @@ async function isolationCases(tmp: string, targets: Targets): Promise<void> {
   out("| path | gap p50 ms | gap p99 ms | max ms |");
   out("|---|---|---|---|");
   out(`| direct | ${fmt(direct.p50)} | ${fmt(direct.p99)} | ${fmt(direct.max)} |`);
-  out(
-    `| bare proxy + identity TransformStream | ${fmt(touchedResult.before / 1024, 1)} | ${
-      fmt(touchedResult.after / 1024, 1)
-    } | ${fmt(touchedResult.perStream, 1)} |`,
-  );
   out(`| ModelGate | ${fmt(through.p50)} | ${fmt(through.p99)} | ${fmt(through.max)} |`);
   budget(
     through.p99 < 30,
@@ -470,6 +465,10 @@ async function memoryPerStream(tmp: string): Promise<void> {
     {},
   );
   await bare.stop();
+  const touched = await startDeno(["bench/bare_proxy.ts", "0", backendUrl, "transform"]);
+  const touchedUrl = `http://127.0.0.1:${touched.port}/v1/chat/completions`;
+  const touchedResult = await growthPerStream(touched.pid, touchedUrl, {});
+  await touched.stop();
   const gateway = await startModelGate({ backendUrl, dir: `${tmp}/streams`, keyCount: 0 });
   const result = await growthPerStream(gateway.pid, `${gateway.url}/v1/chat/completions`, {
     authorization: `Bearer ${gateway.key}`,
@@ -483,6 +482,11 @@ async function memoryPerStream(tmp: string): Promise<void> {
     `| bare proxy | ${fmt(bareResult.before / 1024, 1)} | ${fmt(bareResult.after / 1024, 1)} | ${
       fmt(bareResult.perStream, 1)
     } |`,
+  );
+  out(
+    `| bare proxy + identity TransformStream | ${fmt(touchedResult.before / 1024, 1)} | ${
+      fmt(touchedResult.after / 1024, 1)
+    } | ${fmt(touchedResult.perStream, 1)} |`,
   );
   out(
     `| ModelGate | ${fmt(result.before / 1024, 1)} | ${fmt(result.after / 1024, 1)} | ${
