@@ -57,7 +57,7 @@ export async function callUpstream(
     timedOut = true;
     controller.abort();
   }, config.timeouts.firstByteMs);
-  const onAbort = () => controller.abort();
+  const onAbort = () => controller.abort(call.signal?.reason);
   call.signal?.addEventListener("abort", onAbort, { once: true });
   let response: Response;
   try {
@@ -69,7 +69,10 @@ export async function callUpstream(
     });
   } catch (err) {
     if (timedOut) throw upstreamTimeout(`Backend "${config.name}" did not answer in time`, err);
-    if (call.signal?.aborted) throw clientGone(err);
+    if (call.signal?.aborted) {
+      // The gateway's own stop reason (shutdown) is told to the client; otherwise the client left.
+      throw call.signal.reason instanceof GatewayError ? call.signal.reason : clientGone(err);
+    }
     throw upstreamError(`Backend "${config.name}" could not be reached`, err);
   } finally {
     clearTimeout(timer);

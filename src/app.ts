@@ -44,6 +44,8 @@ export interface AppDeps {
   /** Clock in ms; injectable so tests never sleep. */
   now?: () => number;
   metrics?: Metrics;
+  /** Aborted when shutdown stops waiting for in-flight requests. */
+  stop?: AbortSignal;
 }
 
 /** Builds the gateway's Hono app. */
@@ -123,6 +125,7 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
     now,
     log,
     pending,
+    stop: deps.stop,
     defaultModel: (c: { get(key: "key"): GatewayEnv["Variables"]["key"] }) =>
       c.get("key").default_model,
     beforeSend: createAdmission({

@@ -27,6 +27,8 @@ export interface Config {
     tls: { certFile: string; keyFile: string } | null;
     trustedProxies: string[];
     maxBodyBytes: number;
+    /** How long a stop waits for in-flight requests before ending them. */
+    shutdownTimeoutMs: number;
   };
   admin: { apiKey: string | null };
   storage: { kv: string; usageRetentionDays: number };
@@ -141,7 +143,7 @@ export async function loadConfig(
 }
 
 function readServer(s: Section): Config["server"] {
-  s.only(["host", "port", "tls", "trusted_proxies", "max_body_bytes"]);
+  s.only(["host", "port", "tls", "trusted_proxies", "max_body_bytes", "shutdown_timeout_ms"]);
   const tls = s.section("tls").only(["cert_file", "key_file"]);
   const certFile = tls.string("cert_file");
   const keyFile = tls.string("key_file");
@@ -154,6 +156,7 @@ function readServer(s: Section): Config["server"] {
     tls: certFile && keyFile ? { certFile, keyFile } : null,
     trustedProxies: s.strings("trusted_proxies") ?? [],
     maxBodyBytes: s.number("max_body_bytes", { min: 1024, max: 1 << 30 }) ?? 10 * 1024 * 1024,
+    shutdownTimeoutMs: s.number("shutdown_timeout_ms", { min: 0, max: 3_600_000 }) ?? 25_000,
   };
 }
 

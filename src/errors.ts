@@ -119,3 +119,13 @@ export function toGatewayError(err: unknown): GatewayError {
     cause: err,
   });
 }
+
+/** 503 for requests still waiting when a shutdown stops waiting for them. */
+export function shuttingDown(): GatewayError {
+  return new GatewayError("The gateway is shutting down; retry the request", {
+    status: 503,
+    type: "api_error",
+    code: "server_shutting_down",
+    headers: { "retry-after": "1" },
+  });
+}

@@ -4,6 +4,7 @@ import { resolveAdminKeyHash } from "./admin_key.ts";
 import { createApp } from "./app.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
+import { shuttingDown } from "./errors.ts";
 import { Metrics } from "./metrics.ts";
 import { PendingWork } from "./pending.ts";
 import { KeyDirectory } from "./pipeline/key_directory.ts";
@@ -67,7 +68,9 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   });
   // Serve even if Redis is down at start: `redis.on_error` decides until it comes back.
   await limiter.ready?.(2000);
+  const stop = new AbortController();
   const app = createApp({
+    stop: stop.signal,
     config,
     registry,
     keys,
@@ -105,7 +108,14 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     shutdown() {
       stopping ??= (async () => {
         registry.stop();
+        // Wait for in-flight requests, but not for ever: after the deadline open streams end with
+        // an error event and waiting requests get 503, so their usage is still written below.
+        const deadline = setTimeout(
+          () => stop.abort(shuttingDown()),
+          config.server.shutdownTimeoutMs,
+        );
         await server.shutdown();
+        clearTimeout(deadline);
         await pending.drain();
         await broker.close();
         await ledger.close();

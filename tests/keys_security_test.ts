@@ -292,3 +292,53 @@ backends:
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("shutdown: after shutdown_timeout_ms open streams end with an error event, waiting requests get 503, and both are recorded", async () => {
+  const dir = await Deno.makeTempDir();
+  const fake = await startFakeOpenAi({
+    models: ["slow-stream", "slow-first-byte"],
+    firstByteDelayMs: 5000,
+  });
+  const yaml = `
+server:
+  shutdown_timeout_ms: 200
+storage:
+  kv: ${dir}/modelgate.kv
+backends:
+  - { name: up, type: vllm, base_url: "${fake.url}", models: [slow-stream, slow-first-byte] }
+`;
+  const gateway = await startTestGateway(yaml);
+  const { key, id } = await gateway.createKey();
+  const headers = { authorization: `Bearer ${key}`, "content-type": "application/json" };
+  const stream = await fetch(`${gateway.url}/v1/chat/completions`, {
+    method: "POST",
+    headers,
+    body: chatBody("slow-stream", { stream: true }),
+  });
+  const waiting = fetch(`${gateway.url}/v1/chat/completions`, {
+    method: "POST",
+    headers,
+    body: chatBody("slow-first-byte"),
+  });
+  await waitFor(() => fake.requests.length === 2);
+  const started = performance.now();
+  const stopped = gateway.shutdown();
+  const events = await readSse(stream);
+  const last = JSON.parse(events.at(-1)!);
+  assertEquals(last.error.code, "server_shutting_down");
+  const refused = await waiting;
+  assertEquals(refused.status, 503);
+  assertEquals((await refused.json()).error.code, "server_shutting_down");
+  await stopped;
+  assert(performance.now() - started < 3000, "shutdown did not wait for the 5 s backend");
+  const reopened = await startTestGateway(yaml);
+  try {
+    const ledger = (await (await reopened.admin("GET", `/requests?key=${id}`)).json()).data;
+    assertEquals(ledger.length, 2);
+    assertEquals(ledger.map((r: { outcome: string }) => r.outcome).sort(), ["error", "error"]);
+  } finally {
+    await reopened.shutdown();
+    await fake.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

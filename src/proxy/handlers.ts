@@ -17,6 +17,8 @@ export interface ProxyDeps {
   now: () => number;
   log: Logger;
   pending?: PendingWork;
+  /** Aborted when shutdown stops waiting: ends open streams and upstream waits cleanly. */
+  stop?: AbortSignal;
   /** Model used when a request names none (a key's default model). */
   defaultModel?: (c: Context<GatewayEnv>) => string | null;
   /**
@@ -58,7 +60,7 @@ export function proxyEndpoint(endpoint: Endpoint, deps: ProxyDeps): Handler<Gate
       endpoint,
       body: { ...body, model: route.upstreamModel },
       stream: request.stream,
-      signal: c.req.raw.signal,
+      signal: deps.stop ? AbortSignal.any([c.req.raw.signal, deps.stop]) : c.req.raw.signal,
       requestId: ex.requestId,
     });
     if (result.kind === "json") {
@@ -79,6 +81,7 @@ export function proxyEndpoint(endpoint: Endpoint, deps: ProxyDeps): Handler<Gate
     const stream = meterStream(result.stream, {
       stripUsage: !request.includeUsage,
       idleMs: route.adapter.config.timeouts.idleMs,
+      stop: deps.stop,
       now: deps.now,
       startedAt: ex.startedAt,
       onFault(outcome, cause) {

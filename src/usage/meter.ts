@@ -5,7 +5,12 @@ import { LineSplitter } from "../lines.ts";
 import { sseEvent } from "../sse.ts";
 
 /** How a stream ended. */
-export type StreamOutcome = "completed" | "client_cancelled" | "upstream_error" | "timeout";
+export type StreamOutcome =
+  | "completed"
+  | "client_cancelled"
+  | "upstream_error"
+  | "timeout"
+  | "error";
 
 /** What the meter learned once the stream is over. */
 export interface StreamSummary {
@@ -29,12 +34,15 @@ export interface MeterOptions {
   startedAt: number;
   /** Called exactly once when the stream ends, whatever the reason. */
   onEnd: (summary: StreamSummary) => void;
+  /** Aborted when the gateway stops waiting for open streams (shutdown deadline). */
+  stop?: AbortSignal;
   /** Called when the upstream failed or stalled, for logs. */
   onFault?: (outcome: StreamOutcome, cause: unknown) => void;
 }
 
 const encoder = new TextEncoder();
 const IDLE = Symbol("idle");
+const STOP = Symbol("stop");
 const EMPTY_CHOICES = /"choices"\s*:\s*\[\s*\]/;
 
 /**
@@ -56,9 +64,18 @@ export function meterStream(
   let sawError = false;
   let ended = false;
 
+  // One listener per stream on the shared stop signal, removed when the stream ends.
+  let onStop = () => {};
+  const stopped = new Promise<typeof STOP>((resolve) => {
+    onStop = () => resolve(STOP);
+    if (options.stop?.aborted) resolve(STOP);
+    options.stop?.addEventListener("abort", onStop, { once: true });
+  });
+
   const end = (outcome: StreamOutcome) => {
     if (ended) return;
     ended = true;
+    options.stop?.removeEventListener("abort", onStop);
     options.onEnd({ outcome, usage, choiceEvents, ttftMs });
   };
 
@@ -114,17 +131,12 @@ export function meterStream(
     cause: unknown,
   ) => {
     options.onFault?.(outcome, cause);
-    const timeout = outcome === "timeout";
-    controller.enqueue(sseEvent({
-      error: {
-        message: timeout
-          ? "The backend stopped sending before the response was complete"
-          : "The backend failed before the response was complete",
-        type: "api_error",
-        param: null,
-        code: timeout ? "upstream_timeout" : "upstream_error",
-      },
-    }));
+    const [code, message] = outcome === "timeout"
+      ? ["upstream_timeout", "The backend stopped sending before the response was complete"]
+      : outcome === "error"
+      ? ["server_shutting_down", "The gateway is shutting down; the response is incomplete"]
+      : ["upstream_error", "The backend failed before the response was complete"];
+    controller.enqueue(sseEvent({ error: { message, type: "api_error", param: null, code } }));
     controller.close();
     reader.cancel(cause).catch(() => {});
     end(outcome);
@@ -134,11 +146,12 @@ export function meterStream(
     async pull(controller) {
       // Loop until there is something to send, so a dropped event does not end a pull empty.
       while (true) {
-        let result: ReadableStreamReadResult<Uint8Array> | typeof IDLE;
+        let result: ReadableStreamReadResult<Uint8Array> | typeof IDLE | typeof STOP;
         let timer: ReturnType<typeof setTimeout> | undefined;
         try {
           result = await Promise.race([
             reader.read(),
+            stopped,
             new Promise<typeof IDLE>((resolve) => {
               timer = setTimeout(() => resolve(IDLE), options.idleMs);
             }),
@@ -149,6 +162,7 @@ export function meterStream(
           clearTimeout(timer);
         }
         if (result === IDLE) return fail(controller, "timeout", new Error("idle timeout"));
+        if (result === STOP) return fail(controller, "error", new Error("gateway shutting down"));
         if (result.done) {
           const rest = lines.flush();
           const tail = consume(rest === null ? [""] : [rest, ""]);
