@@ -107,6 +107,10 @@ function withLabel(key: string, name: string, value: string): string {
   return key === "" ? `{${extra}}` : `${key.slice(0, -1)},${extra}}`;
 }
 
+const NEEDS_ESCAPE = /[\\\n"]/;
+
 function escapeLabel(value: string): string {
+  // Label values are almost always plain; skip the three replacements then (hot path).
+  if (!NEEDS_ESCAPE.test(value)) return value;
   return value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
 }
