@@ -166,6 +166,10 @@ export function createRedisLimiter(
       if (ok !== 1) {
         return { ok: false, state, reason: reason as RefusalReason, retryAfterMs: Number(retryMs) };
       }
+      // With only rpm set there is nothing to give back: skip the second round trip.
+      if (limits.tpm === null && limits.maxConcurrency === null) {
+        return { ok: true, state, lease: { release: () => Promise.resolve() } };
+      }
       let released = false;
       return {
         ok: true,
