@@ -274,3 +274,26 @@ Deno.test("keys: GET /v1/me shows the key's limits, remaining quota and today's 
     assertEquals(JSON.stringify(me).includes(key), false);
   });
 });
+
+Deno.test("admin API: keys list in pages with a cursor and search by name or group", async () => {
+  await withGateway(async (gateway) => {
+    for (let i = 0; i < 5; i++) {
+      await gateway.createKey({ name: `team-${i}`, group: i < 2 ? "paid" : "free" });
+    }
+    const seen: string[] = [];
+    let cursor = "";
+    for (let page = 0; page < 10; page++) {
+      const body = await (await gateway.admin(
+        "GET",
+        `/keys?limit=2&search=team${cursor ? `&cursor=${cursor}` : ""}`,
+      )).json();
+      assert(body.data.length <= 2);
+      seen.push(...body.data.map((k: { name: string }) => k.name));
+      if (!body.next_cursor) break;
+      cursor = encodeURIComponent(body.next_cursor);
+    }
+    assertEquals(seen.sort(), ["team-0", "team-1", "team-2", "team-3", "team-4"]);
+    const paid = await (await gateway.admin("GET", "/keys?search=paid")).json();
+    assertEquals(paid.data.map((k: { name: string }) => k.name).sort(), ["team-0", "team-1"]);
+  });
+});

@@ -92,3 +92,29 @@ backends:
     }
   });
 }
+
+Deno.test("openai_compatible adapter: the credential goes in the configured header with the configured prefix", async () => {
+  const fake = await startFakeOpenAi();
+  const gateway = await startTestGateway(`
+backends:
+  - name: api3
+    type: openai_compatible
+    base_url: ${fake.url}/v1
+    api_key: third-party-secret
+    auth_header: x-api-key
+    auth_prefix: ""
+    models: [gpt-test]
+`);
+  try {
+    await gateway.client().chat.completions.create({
+      model: "gpt-test",
+      messages: [{ role: "user", content: "hi" }],
+    });
+    const headers = fake.requests.at(-1)!.headers;
+    assertEquals(headers.get("x-api-key"), "third-party-secret");
+    assertEquals(headers.get("authorization"), null, "the client's own key is never forwarded");
+  } finally {
+    await gateway.shutdown();
+    await fake.close();
+  }
+});
