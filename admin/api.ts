@@ -5,6 +5,7 @@ import type { KeyDefaults } from "../src/config.ts";
 import type { GatewayEnv } from "../src/context.ts";
 import { invalidRequest } from "../src/errors.ts";
 import type { KeyDirectory } from "../src/pipeline/key_directory.ts";
+import type { BackendStats } from "../src/routing/backend_stats.ts";
 import type { ModelRegistry } from "../src/routing/registry.ts";
 import { queryUsage } from "../src/store/aggregates.ts";
 import { appendAudit, listAudit } from "../src/store/audit.ts";
@@ -21,6 +22,7 @@ export interface AdminApiDeps {
   broker: QuotaBroker;
   directory: KeyDirectory;
   registry: ModelRegistry;
+  stats: BackendStats;
   defaults: KeyDefaults;
   now: () => number;
 }
@@ -177,6 +179,7 @@ export function createAdminApi(deps: AdminApiDeps): Hono<GatewayEnv> {
         name: adapter.config.name,
         type: adapter.config.type,
         healthy: deps.registry.isHealthy(adapter.config.name),
+        ...deps.stats.snapshot(adapter.config.name),
         models: deps.registry.list().filter((m) => m.owned_by === adapter.config.name).map((m) =>
           m.id
         ),

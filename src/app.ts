@@ -23,6 +23,7 @@ import { proxyEndpoint } from "./proxy/handlers.ts";
 import { describeMe } from "./proxy/me.ts";
 import { getModel, listModels } from "./proxy/models.ts";
 import { describeRequestMetrics, observeRequests } from "./proxy/observe.ts";
+import { BackendStats } from "./routing/backend_stats.ts";
 import type { ModelRegistry } from "./routing/registry.ts";
 import type { KeyStore } from "./store/key_store.ts";
 import type { Ledger } from "./store/ledger.ts";
@@ -53,6 +54,7 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
   const now = deps.now ?? Date.now;
   const { config, registry, log, pending } = deps;
   const metrics = deps.metrics ?? new Metrics();
+  const stats = new BackendStats();
   describeRequestMetrics(metrics);
   const app = new Hono<GatewayEnv>();
 
@@ -126,6 +128,7 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
     log,
     pending,
     stop: deps.stop,
+    stats,
     defaultModel: (c: { get(key: "key"): GatewayEnv["Variables"]["key"] }) =>
       c.get("key").default_model,
     beforeSend: createAdmission({
@@ -154,6 +157,7 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
       broker: deps.broker,
       directory: deps.directory,
       registry,
+      stats,
       defaults: config.defaults,
       now,
     }),

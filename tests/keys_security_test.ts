@@ -342,3 +342,36 @@ backends:
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("admin API: backends show in-flight requests, recent latency and errors", async () => {
+  const fake = await startFakeOpenAi();
+  const gateway = await startTestGateway(`
+backends:
+  - { name: up, type: vllm, base_url: "${fake.url}", models: [gpt-test, slow-stream, die-midstream] }
+`);
+  try {
+    const headers = { ...gateway.auth, "content-type": "application/json" };
+    const post = (model: string, stream = false) =>
+      fetch(`${gateway.url}/v1/chat/completions`, {
+        method: "POST",
+        headers,
+        body: chatBody(model, { stream }),
+      });
+    await (await post("gpt-test")).body?.cancel();
+    await (await post("die-midstream", true)).text();
+    const open = await post("slow-stream", true);
+    const reader = open.body!.getReader();
+    await reader.read();
+    const backend = async () => (await (await gateway.admin("GET", "/backends")).json()).data[0];
+    const during = await backend();
+    assertEquals(during.in_flight, 1);
+    assertEquals(during.recent.requests, 2);
+    assertEquals(during.recent.errors, 1);
+    assert(during.recent.p50_ms !== null);
+    await reader.cancel();
+    await waitFor(async () => (await backend()).in_flight === 0);
+  } finally {
+    await gateway.shutdown();
+    await fake.close();
+  }
+});

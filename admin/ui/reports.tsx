@@ -238,19 +238,45 @@ export function RequestsPage() {
   );
 }
 
-/** Backends and models. */
+/** One backend as the admin API shows it. */
+interface BackendView {
+  name: string;
+  type: string;
+  healthy: boolean;
+  models: string[];
+  in_flight: number;
+  recent: { requests: number; errors: number; p50_ms: number | null; p95_ms: number | null };
+}
+
+/** Backends and models: health, in-flight, recent latency and errors, refreshed every 5 s. */
 export function BackendsPage() {
-  const { data, error } = useApi<
-    { data: { name: string; type: string; healthy: boolean; models: string[] }[] }
-  >("/backends", 10_000);
+  const { data, error } = useApi<{ data: BackendView[] }>("/backends", 5_000);
   return (
     <section>
       <Problem message={error.value} />
       <Table
-        head={["Backend", "Type", "Health", "Models"]}
-        rows={(data.value?.data ?? []).map((
-          b,
-        ) => [b.name, b.type, b.healthy ? "up" : "down", b.models.join(", ") || "–"])}
+        head={[
+          "Backend",
+          "Type",
+          "Health",
+          "In flight",
+          "Recent requests",
+          "Errors",
+          "p50",
+          "p95",
+          "Models",
+        ]}
+        rows={(data.value?.data ?? []).map((b) => [
+          b.name,
+          b.type,
+          b.healthy ? "up" : "down",
+          b.in_flight,
+          b.recent.requests,
+          b.recent.errors,
+          ms(b.recent.p50_ms),
+          ms(b.recent.p95_ms),
+          b.models.join(", ") || "–",
+        ])}
       />
     </section>
   );

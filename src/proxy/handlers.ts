@@ -9,6 +9,7 @@ import { meterStream, type StreamSummary } from "../usage/meter.ts";
 import { type ExchangeOptions, finish, finishExchange } from "./exchange.ts";
 import { type ProxyRequest, validateBody } from "./validate.ts";
 import type { PendingWork } from "../pending.ts";
+import type { BackendStats } from "../routing/backend_stats.ts";
 import type { Route } from "../routing/registry.ts";
 
 /** What the proxy handlers need. */
@@ -17,6 +18,8 @@ export interface ProxyDeps {
   now: () => number;
   log: Logger;
   pending?: PendingWork;
+  /** In-flight and recent numbers per backend. */
+  stats?: BackendStats;
   /** Aborted when shutdown stops waiting: ends open streams and upstream waits cleanly. */
   stop?: AbortSignal;
   /** Model used when a request names none (a key's default model). */
@@ -55,7 +58,13 @@ export function proxyEndpoint(endpoint: Endpoint, deps: ProxyDeps): Handler<Gate
     const route = deps.registry.resolve(request.model);
     await deps.beforeSend?.(c, { endpoint, request, body, route });
     // From here on the request counts as sent: it gets a ledger record whatever happens.
-    ex.backend = route.adapter.config.name;
+    const backend = route.adapter.config.name;
+    ex.backend = backend;
+    if (deps.stats) {
+      const stats = deps.stats;
+      stats.start(backend);
+      ex.finishers.push((done) => stats.end(backend, done.latencyMs, done.outcome !== "completed"));
+    }
     const result = await route.adapter.send({
       endpoint,
       body: { ...body, model: route.upstreamModel },
