@@ -152,8 +152,10 @@ export class QuotaBroker {
   async close(): Promise<void> {
     clearInterval(this.#timer);
     await this.flush();
-    for (const block of this.#blocks.values()) block.lastUsed = -Infinity;
-    await this.#flushOnce();
+    for (const block of [...this.#blocks.values()]) {
+      await block.lock;
+      await this.#returnIdle(block, this.#now());
+    }
   }
 
   #block(
@@ -222,41 +224,61 @@ export class QuotaBroker {
     for (const { block, need } of reservation.needs) block.inFlight -= need;
   }
 
+  /**
+   * Gives an idle block's unused tokens back to KV. The block itself stays (a reservation may
+   * already hold it) unless it belongs to a past day, which no new request can use.
+   */
+  async #returnIdle(block: Block, now: number): Promise<void> {
+    if (block.inFlight > 0 || block.pending > 0) return;
+    if (block.total > 0) {
+      await this.#kv.atomic()
+        .sum(
+          budgetKey(block.keyId, block.dimension, block.day, "reserved_released"),
+          BigInt(block.total),
+        )
+        .commit();
+      block.total = 0;
+    }
+    if (block.day !== null && block.day < utcDay(now)) this.#blocks.delete(block.id);
+  }
+
   async #flushOnce(): Promise<void> {
     const now = this.#now();
-    const sums: [Deno.KvKey, number][] = [];
-    const applied: (() => void)[] = [];
+    const items: FlushItem[] = [];
     for (const block of this.#blocks.values()) {
-      const idle = block.inFlight === 0 && now - block.lastUsed >= this.#idleMs;
-      const release = Math.min(block.pending, block.total) +
-        (idle ? Math.max(0, block.total - block.pending) : 0);
-      if (block.pending === 0 && release === 0) {
-        if (idle) this.#blocks.delete(block.id);
+      const idle = block.inFlight === 0 && block.pending === 0 &&
+        now - block.lastUsed >= this.#idleMs;
+      if (idle && (block.total > 0 || (block.day !== null && block.day < utcDay(now)))) {
+        // Returned under the block's lock, so no reservation can be taken from it meanwhile.
+        block.lock = block.lock.then(() => this.#returnIdle(block, now)).catch(() => {});
         continue;
       }
+      if (block.pending === 0) continue;
       const pending = block.pending;
-      sums.push([budgetKey(block.keyId, block.dimension, block.day, "used"), pending]);
-      sums.push([budgetKey(block.keyId, block.dimension, block.day, "reserved_released"), release]);
-      applied.push(() => {
-        block.pending -= pending;
-        block.total -= release;
-        if (idle && block.total <= 0 && block.pending === 0 && block.inFlight === 0) {
-          this.#blocks.delete(block.id);
-        }
+      const release = Math.min(pending, block.total);
+      items.push({
+        sums: [
+          [budgetKey(block.keyId, block.dimension, block.day, "used"), pending],
+          [budgetKey(block.keyId, block.dimension, block.day, "reserved_released"), release],
+        ],
+        apply: () => {
+          block.pending -= pending;
+          block.total -= release;
+        },
       });
     }
     for (const [id, entry] of this.#untracked) {
       const amount = entry.amount;
-      sums.push([budgetKey(entry.keyId, entry.dimension, entry.day, "used"), amount]);
-      applied.push(() => {
-        entry.amount -= amount;
-        if (entry.amount === 0) this.#untracked.delete(id);
+      items.push({
+        sums: [[budgetKey(entry.keyId, entry.dimension, entry.day, "used"), amount]],
+        apply: () => {
+          entry.amount -= amount;
+          if (entry.amount === 0) this.#untracked.delete(id);
+        },
       });
     }
-    if (sums.length === 0) return;
     try {
-      await commitSums(this.#kv, sums);
-      for (const apply of applied) apply();
+      await commitItems(this.#kv, items);
     } catch (err) {
       this.#log.error("quota flush failed; retrying with the next flush", {
         error: (err as Error).message,
@@ -265,11 +287,34 @@ export class QuotaBroker {
   }
 }
 
-/** Adds amounts to KvU64 counters, in atomic operations of at most 500 mutations. */
-export async function commitSums(kv: Deno.Kv, sums: [Deno.KvKey, number][]): Promise<void> {
-  for (let i = 0; i < sums.length; i += 500) {
+/** Counter additions and the local bookkeeping to do once they are committed. */
+interface FlushItem {
+  sums: [Deno.KvKey, number][];
+  apply: () => void;
+}
+
+/**
+ * Commits items in atomic operations of at most 500 mutations, applying each chunk's bookkeeping
+ * right after its commit: a failure part-way leaves only uncommitted items for the next flush,
+ * so nothing is counted twice.
+ */
+async function commitItems(kv: Deno.Kv, items: FlushItem[]): Promise<void> {
+  let chunk: FlushItem[] = [];
+  let mutations = 0;
+  const commit = async () => {
     const op = kv.atomic();
-    for (const [key, amount] of sums.slice(i, i + 500)) if (amount > 0) op.sum(key, BigInt(amount));
+    for (const item of chunk) {
+      for (const [key, amount] of item.sums) if (amount > 0) op.sum(key, BigInt(amount));
+    }
     await op.commit();
+    for (const item of chunk) item.apply();
+    chunk = [];
+    mutations = 0;
+  };
+  for (const item of items) {
+    if (mutations + item.sums.length > 500) await commit();
+    chunk.push(item);
+    mutations += item.sums.length;
   }
+  if (chunk.length > 0) await commit();
 }
