@@ -76,6 +76,7 @@ export class QuotaBroker {
   >();
   #timer: ReturnType<typeof setInterval>;
   #flushing: Promise<void> | null = null;
+  #sweptDay = "";
 
   constructor(options: QuotaBrokerOptions) {
     this.#kv = options.kv;
@@ -242,8 +243,34 @@ export class QuotaBroker {
     if (block.day !== null && block.day < utcDay(now)) this.#blocks.delete(block.id);
   }
 
+  /**
+   * Daily counters are KvU64 sums, which cannot carry an expiry; once a day each instance deletes
+   * those of days before yesterday (idempotent when several instances do it).
+   */
+  async #sweepOldDays(today: string): Promise<void> {
+    const yesterday = utcDay(Date.parse(`${today}T00:00:00Z`) - 86_400_000);
+    let op = this.#kv.atomic();
+    let count = 0;
+    for await (const entry of this.#kv.list({ prefix: ["quota_day"] })) {
+      if ((entry.key[2] as string) >= yesterday) continue;
+      op.delete(entry.key);
+      if (++count % 500 === 0) {
+        await op.commit();
+        op = this.#kv.atomic();
+      }
+    }
+    if (count % 500 !== 0) await op.commit();
+  }
+
   async #flushOnce(): Promise<void> {
     const now = this.#now();
+    const today = utcDay(now);
+    if (today !== this.#sweptDay) {
+      this.#sweptDay = today;
+      this.#sweepOldDays(today).catch((err) => {
+        this.#log.warn("sweeping old daily counters failed", { error: (err as Error).message });
+      });
+    }
     const items: FlushItem[] = [];
     for (const block of this.#blocks.values()) {
       const idle = block.inFlight === 0 && block.pending === 0 &&

@@ -65,3 +65,33 @@ Deno.test("QuotaBroker: settlement refunds the unused part and writes used token
     kv.close();
   }
 });
+
+Deno.test("QuotaBroker: daily counters of days before yesterday are swept", async () => {
+  const kv = await Deno.openKv(":memory:");
+  let clock = Date.parse("2026-11-20T12:00:00Z");
+  const broker = new QuotaBroker({ kv, now: () => clock, log: silentLogger });
+  try {
+    const k = key({ daily_requests: 100 });
+    for (const day of ["2026-11-20T12:00:00Z", "2026-11-23T12:00:00Z", "2026-11-24T12:00:00Z"]) {
+      clock = Date.parse(day);
+      const r = await broker.reserve(k, 5);
+      assert(r.ok);
+      broker.settle(r.reservation, 5);
+      await broker.flush();
+    }
+    await waitForDays(kv, ["2026-11-23", "2026-11-24"]);
+  } finally {
+    await broker.close();
+    kv.close();
+  }
+});
+
+async function waitForDays(kv: Deno.Kv, expected: string[]) {
+  for (let i = 0; i < 100; i++) {
+    const days = new Set<string>();
+    for await (const entry of kv.list({ prefix: ["quota_day"] })) days.add(entry.key[2] as string);
+    if ([...days].sort().join() === expected.join()) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error("old daily counters were not swept");
+}
