@@ -46,7 +46,13 @@ async function serve(args: string[]): Promise<number> {
   }
   const level = (values["log-level"] ?? Deno.env.get("MODELGATE_LOG_LEVEL") ?? "info") as LogLevel;
   const log = createLogger(level);
-  const path = values.config ?? Deno.env.get("MODELGATE_CONFIG") ?? "configs/config.yaml";
+  const chosen = values.config ?? Deno.env.get("MODELGATE_CONFIG");
+  let path = chosen ?? "configs/config.yaml";
+  if (!chosen && !(await exists(path))) {
+    // A compiled binary started elsewhere: use the example config embedded in it.
+    path = new URL("./configs/config.yaml", import.meta.url).pathname;
+    log.info("no configs/config.yaml here: using the built-in default config");
+  }
   let config;
   try {
     config = await loadConfig(path);
@@ -72,6 +78,15 @@ async function serve(args: string[]): Promise<number> {
   await gateway.shutdown();
   log.info("modelgate stopped");
   return 0;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function main(args: string[]): Promise<number> {
