@@ -1,5 +1,7 @@
 /** Flag parsing helpers shared by the CLI commands. */
-import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import { parseArgs, type ParseArgsConfig } from "node:util";
+
+type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig["options"]>;
 import { CliError } from "./client.ts";
 
 /** Parses flags; an unknown flag or a missing value is a CliError with exit code 2. */
