@@ -18,6 +18,7 @@ import { apiKeyAuth } from "./pipeline/auth.ts";
 import { rateLimit } from "./pipeline/rate_limit.ts";
 import type { RateLimiter } from "./ratelimit/types.ts";
 import { clientIp } from "./pipeline/client_ip.ts";
+import { cors } from "./pipeline/cors.ts";
 import { jsonBody } from "./pipeline/json_body.ts";
 import type { KeyDirectory } from "./pipeline/key_directory.ts";
 import { createAdmission } from "./pipeline/quota.ts";
@@ -126,6 +127,7 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
   // /v1: client address -> exchange -> key -> IP allowlist -> rate limits -> body -> model access
   // and quota -> backend. Each refusal comes before the work it saves.
   const v1 = new Hono<GatewayEnv>();
+  v1.use(cors(config.server.corsOrigins));
   v1.use(resolveIp);
   v1.use(exchange({ now, log, pending }));
   v1.use(observeRequests(metrics, log));
