@@ -12,6 +12,9 @@ const encoder = new TextEncoder();
 /** OpenAI writes `type` first; reading it there spares parsing every delta of a long stream. */
 const LEADING_TYPE = /^\{\s*"type"\s*:\s*"([^"\\]*)"/;
 
+/** The events that carry the final Response and so its usage: the only ones parsed. */
+const USAGE_EVENTS = new Set(["response.completed", "response.incomplete", "response.failed"]);
+
 const OUTPUT_EVENT: Readonly<EventInfo> = Object.freeze({
   output: true,
   usage: null,
@@ -66,7 +69,7 @@ export function responsesErrorText(code: string, message: string, sequenceNumber
 export function responsesEventInfo(data: string): EventInfo {
   let type: string | undefined = LEADING_TYPE.exec(data)?.[1];
   let event: Record<string, unknown> | null = null;
-  if (type === undefined || type.startsWith("response.") && !type.endsWith(".delta")) {
+  if (type === undefined || USAGE_EVENTS.has(type)) {
     event = parseObject(data);
     if (event === null) return PLAIN_EVENT;
     type = typeof event.type === "string" ? event.type : undefined;
