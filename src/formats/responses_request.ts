@@ -195,7 +195,7 @@ function addItem(messages: Json[], item: unknown, param: string): void {
   if (type === "reasoning") return;
   if (type === "item_reference") {
     throw unsupported(
-      'Input items of type "item_reference" need stored responses, which this gateway does not keep; send the items themselves',
+      'Input items of type "item_reference" need stored responses, which this gateway does not keep; send the items themselves (clients do when "store" is false)',
       param,
     );
   }
