@@ -49,11 +49,12 @@ export function chatSseToResponses(ctx: ResponseContext): TransformStream<Uint8A
   const callId = createCallIds(ctx);
   /** Final form of each output item, by output index (for the terminal event). */
   const output: Json[] = [];
-  const calls = new Map<number, OpenCall>();
+  const calls = new Map<number | string, OpenCall>();
   let data: string[] = [];
   let sequence = 0;
   let items = 0;
   let message: OpenMessage | null = null;
+  let lastCall: number | string = 0;
   let outcome: Outcome | null = null;
   let usage: Json | null = null;
   let ended = false;
@@ -93,9 +94,13 @@ export function chatSseToResponses(ctx: ResponseContext): TransformStream<Uint8A
   };
 
   const callDelta = (delta: Json) => {
+    // Calls are told apart by index; a backend that sends none starts each call with its id.
     const key = typeof delta.index === "number" && Number.isSafeInteger(delta.index)
       ? delta.index
-      : 0;
+      : typeof delta.id === "string" && delta.id !== ""
+      ? `id:${delta.id}`
+      : lastCall;
+    lastCall = key;
     const fn = isObject(delta.function) ? delta.function : {};
     let call = calls.get(key);
     if (call === undefined) {

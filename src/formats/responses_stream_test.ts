@@ -1,4 +1,5 @@
 import OpenAI from "openai";
+import { ollamaToSse } from "../../adapters/ollama_stream.ts";
 import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
 import { responsesEventInfo } from "./responses_events.ts";
 import type { ResponseContext } from "./responses_response.ts";
@@ -258,6 +259,72 @@ Deno.test("chatSseToResponses() errors on a chat event that is not JSON", async 
     () => new Response(translated(["data: {not json\n\n"])).text(),
     Error,
     "not JSON",
+  );
+});
+
+Deno.test("chatSseToResponses() tells index-less calls apart by id and opens a new message for late text", async () => {
+  const chunks = [
+    delta({ tool_calls: [{ id: "a", function: { name: "f", arguments: '{"x":' } }] }),
+    delta({ tool_calls: [{ function: { arguments: "1}" } }] }),
+    delta({ tool_calls: [{ id: "b", function: { name: "g", arguments: { y: 2 } } }] }),
+    delta({ content: "Done." }),
+    delta({}, "tool_calls"),
+  ];
+  const out = await events(chunks);
+  const response = out.at(-1)!.data.response as Json;
+  assertEquals(
+    (response.output as Json[]).map((item) => [item.id, item.call_id, item.arguments]),
+    [["fc_r1_0", "a", '{"x":1}'], ["fc_r1_1", "b", '{"y":2}'], ["msg_r1_2", undefined, undefined]],
+  );
+  const client = sdkClient(() => translated([sse(chunks)]));
+  const final = await client.responses.stream({ model: "m", input: "Hi" }).finalResponse();
+  assertEquals(final.output_text, "Done.");
+  assertEquals(final.output.map((item) => item.type), [
+    "function_call",
+    "function_call",
+    "message",
+  ]);
+});
+
+Deno.test("chatSseToResponses() translates what the Ollama adapter streams", async () => {
+  const ndjson = [
+    {
+      model: "m",
+      created_at: "2026-11-24T10:00:00Z",
+      message: { role: "assistant", content: "Hé" },
+      done: false,
+    },
+    {
+      model: "m",
+      created_at: "2026-11-24T10:00:00Z",
+      message: {
+        role: "assistant",
+        content: "",
+        tool_calls: [{ function: { name: "weather", arguments: { city: "Köln" } } }],
+      },
+      done: false,
+    },
+    {
+      model: "m",
+      message: { role: "assistant", content: "" },
+      done: true,
+      done_reason: "stop",
+      prompt_eval_count: 4,
+      eval_count: 6,
+    },
+  ].map((line) => JSON.stringify(line) + "\n").join("");
+  const chat = ReadableStream.from([encoder.encode(ndjson)])
+    .pipeThrough(ollamaToSse({ kind: "chat", requestId: "r1", model: "m", now: () => 0 }));
+  const out = parse(await new Response(chat.pipeThrough(chatSseToResponses(CTX))).text());
+  const response = out.at(-1)!.data.response as Json;
+  assertEquals(response.status, "completed");
+  assertEquals((response.usage as Json).total_tokens, 10);
+  assertEquals(
+    (response.output as Json[]).map((item) => [item.type, item.arguments ?? item.content]),
+    [
+      ["message", [{ type: "output_text", text: "Hé", annotations: [], logprobs: [] }]],
+      ["function_call", '{"city":"Köln"}'],
+    ],
   );
 });
 
