@@ -14,6 +14,7 @@ const config: BackendConfig = {
   weight: 1,
   timeouts: { connectMs: 30, firstByteMs: 60_000, idleMs: 60_000 },
   headers: {},
+  responses: false,
 };
 
 Deno.test("connect probe: a host that never accepts fails with 504 after connect_ms", async () => {

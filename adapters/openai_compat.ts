@@ -9,6 +9,8 @@ import type {
   AdapterResponse,
   BackendConfig,
   Endpoint,
+  NativeApi,
+  NativeRequest,
   UpstreamModel,
 } from "./types.ts";
 
@@ -26,6 +28,20 @@ const PATHS: Record<Endpoint, string> = {
 function openAiCompatible(versionPrefix: string): AdapterFactory {
   return function createOpenAiCompatAdapter(config: BackendConfig, deps: AdapterDeps): Adapter {
     const prefix = versionPrefix;
+    /** Posts a body; a stream when one was asked for and the backend sent SSE, else JSON. */
+    const post = async (
+      path: string,
+      body: Record<string, unknown>,
+      request: { stream: boolean; signal: AbortSignal },
+    ): Promise<AdapterResponse> => {
+      const response = await callUpstream(deps, config, { path, body, signal: request.signal });
+      const type = response.headers.get("content-type") ?? "";
+      if (request.stream && type.includes("text/event-stream") && response.body) {
+        return { kind: "stream", status: response.status, stream: response.body };
+      }
+      const json = await readUpstreamJson(deps, config, response, request.signal);
+      return { kind: "json", status: response.status, body: json, usage: null };
+    };
     return {
       config,
       async listModels(signal?: AbortSignal): Promise<UpstreamModel[]> {
@@ -45,22 +61,14 @@ function openAiCompatible(versionPrefix: string): AdapterFactory {
       },
       async send(request: AdapterRequest): Promise<AdapterResponse> {
         const body = request.stream ? withUsageInStream(request.body) : request.body;
-        const response = await callUpstream(deps, config, {
-          path: prefix + PATHS[request.endpoint],
-          body,
-          signal: request.signal,
-        });
-        const type = response.headers.get("content-type") ?? "";
-        if (request.stream && type.includes("text/event-stream") && response.body) {
-          return { kind: "stream", status: response.status, stream: response.body };
-        }
-        const json = await readUpstreamJson(deps, config, response, request.signal);
-        return {
-          kind: "json",
-          status: response.status,
-          body: json,
-          usage: readOpenAiUsage(json.usage),
-        };
+        const answer = await post(prefix + PATHS[request.endpoint], body, request);
+        return answer.kind === "json"
+          ? { ...answer, usage: readOpenAiUsage(answer.body.usage) }
+          : answer;
+      },
+      speaks: (api: NativeApi) => api === "responses" && config.responses,
+      sendNative(request: NativeRequest): Promise<AdapterResponse> {
+        return post(`${prefix}/responses`, request.body, request);
       },
     };
   };

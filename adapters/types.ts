@@ -40,6 +40,8 @@ export interface BackendConfig {
   timeouts: Timeouts;
   /** Extra static headers sent upstream (from config only). */
   headers: Record<string, string>;
+  /** The backend serves OpenAI's Responses API itself (`/responses`): requests pass through. */
+  responses: boolean;
 }
 
 /** What the proxy asks an adapter to do. */
@@ -72,6 +74,18 @@ export type AdapterResponse =
     stream: ReadableStream<Uint8Array>;
   };
 
+/** Client APIs a backend may speak natively, so requests in them pass through untranslated. */
+export type NativeApi = "responses" | "ollama_chat" | "ollama_generate" | "ollama_embed";
+
+/** A request in a backend's native API, forwarded as the client sent it (model replaced). */
+export interface NativeRequest {
+  api: NativeApi;
+  body: Record<string, unknown>;
+  stream: boolean;
+  signal: AbortSignal;
+  requestId: string;
+}
+
 /** A model as a backend lists it. */
 export interface UpstreamModel {
   id: string;
@@ -88,6 +102,13 @@ export interface Adapter {
    * own error answers (its 4xx status in OpenAI's shape, 5xx as 502).
    */
   send(request: AdapterRequest): Promise<AdapterResponse>;
+  /** Whether the backend speaks a client API natively (optional ability). */
+  speaks?(api: NativeApi): boolean;
+  /**
+   * Passes a request in a native API through; the answer stays in that API's format (its usage
+   * is read by the client format's codec, so `usage` is null here).
+   */
+  sendNative?(request: NativeRequest): Promise<AdapterResponse>;
 }
 
 /** What adapters get from the gateway: injected so tests and benchmarks can swap them. */

@@ -13,6 +13,7 @@ import type { PendingWork } from "./pending.ts";
 import { chatCodec } from "./formats/chat.ts";
 import { completionsCodec } from "./formats/completions.ts";
 import { embeddingsCodec } from "./formats/embeddings.ts";
+import { responsesCodec } from "./formats/responses.ts";
 import { ipAllowlist, modelAllowed, modelNotAllowed } from "./pipeline/access.ts";
 import { apiKeyAuth } from "./pipeline/auth.ts";
 import { rateLimit } from "./pipeline/rate_limit.ts";
@@ -168,6 +169,7 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
   v1.post("/chat/completions", body, proxyEndpoint(chatCodec, proxyDeps));
   v1.post("/completions", body, proxyEndpoint(completionsCodec, proxyDeps));
   v1.post("/embeddings", body, proxyEndpoint(embeddingsCodec, proxyDeps));
+  v1.post("/responses", body, proxyEndpoint(responsesCodec, proxyDeps));
   app.route("/v1", v1);
 
   const admin = new Hono<GatewayEnv>();

@@ -77,6 +77,7 @@ const BACKEND_KEYS = [
   "weight",
   "timeouts",
   "headers",
+  "responses",
 ] as const;
 
 /** Parses config text; `env` supplies `${NAME}` values. Throws ConfigError. */
@@ -284,6 +285,8 @@ function readBackend(s: Section, type: string | undefined, timeouts: Timeouts): 
     headers: Object.fromEntries(
       Object.keys(headers.data).map((key) => [key, headers.string(key) ?? ""]),
     ),
+    // OpenAI serves the Responses API; other servers say so with `responses: true`.
+    responses: s.boolean("responses") ?? kind === "openai",
   };
 }
 

@@ -4,7 +4,7 @@
  * built-in tool is a 400 `unsupported_parameter`, and nothing else is ever thrown.
  */
 import { GatewayError, invalidRequest } from "../errors.ts";
-import { estimatePromptTokens } from "../usage/estimate.ts";
+import { estimateChatTokens } from "../usage/estimate.ts";
 import { isObject } from "./responses_response.ts";
 
 type Json = Record<string, unknown>;
@@ -94,7 +94,7 @@ export function estimateResponsesPromptTokens(body: Record<string, unknown>): nu
     };
   });
   if (typeof body.instructions === "string") messages.unshift({ content: body.instructions });
-  return estimatePromptTokens("chat", { messages, tools: body.tools ?? undefined });
+  return estimateChatTokens(messages, body.tools ?? undefined);
 }
 
 /** 400 `unsupported_parameter`: the request is valid Responses API, but not served here. */

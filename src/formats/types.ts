@@ -94,6 +94,9 @@ export interface Codec<P extends ParsedRequest = ParsedRequest> {
   inspector(request: P): Inspector;
   /** Estimated answer tokens of a non-streamed answer whose backend reported no usage. */
   answerTokens(body: Record<string, unknown>): number;
-  /** One complete error event of this format (the last thing a failed stream sends). */
-  errorEvent(code: string, message: string): Uint8Array;
+  /**
+   * One complete error event of this format (the last thing a failed stream sends);
+   * `eventsSent` events went before it.
+   */
+  errorEvent(code: string, message: string, eventsSent: number): Uint8Array;
 }

@@ -36,8 +36,8 @@ export interface StreamSummary {
 export interface MeterOptions {
   framing: Framing;
   inspect: Inspector;
-  /** One complete error event of the client's format. */
-  errorEvent: (code: string, message: string) => Uint8Array;
+  /** One complete error event of the client's format; `eventsSent` went before it. */
+  errorEvent: (code: string, message: string, eventsSent: number) => Uint8Array;
   /** Longest wait for the next upstream chunk while the client is waiting. */
   idleMs: number;
   /** Longest event (SSE) or line (NDJSON), in bytes. */
@@ -74,6 +74,7 @@ export function meterStream(
   let eventSize = 0;
   let usage: Usage | null = null;
   let outputEvents = 0;
+  let eventsSent = 0;
   let ttftMs: number | null = null;
   let ended = false;
   /** Why the meter cancelled its own read (idle timer or shutdown), if it did. */
@@ -112,7 +113,10 @@ export function meterStream(
   /** Handles one complete event; returns its text to send (may be the original) or null. */
   const handle = (eventLines: string[]): string | null => {
     const data = sse ? dataOf(eventLines) : eventLines[0];
-    if (data === null) return eventText(eventLines, sse);
+    if (data === null) {
+      eventsSent++;
+      return eventText(eventLines, sse);
+    }
     const verdict = options.inspect(data);
     if (verdict.output) {
       outputEvents++;
@@ -125,9 +129,13 @@ export function meterStream(
       return null;
     }
     if (verdict.end) state.done = true;
-    if (verdict.replacement === undefined) return eventText(eventLines, sse);
+    if (verdict.replacement === undefined) {
+      eventsSent++;
+      return eventText(eventLines, sse);
+    }
     state.changed = true;
     if (verdict.replacement === null) return null;
+    eventsSent++;
     if (!sse) return verdict.replacement + "\n";
     const other = eventLines.filter((line) => !line.startsWith("data:"));
     return [...other, `data: ${verdict.replacement}`].join("\n") + "\n\n";
@@ -169,7 +177,7 @@ export function meterStream(
   ) => {
     options.onFault?.(outcome, cause);
     const [code, message] = FAULTS[outcome];
-    controller.enqueue(options.errorEvent(code, message));
+    controller.enqueue(options.errorEvent(code, message, eventsSent));
     controller.close();
     reader.cancel(cause).catch(() => {});
     end(outcome);

@@ -83,6 +83,7 @@ export function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<FakeOp
     }
     if (model === "slow-first-byte") await sleep(options.firstByteDelayMs ?? 2000);
     if (path === "/embeddings") return embeddings(body);
+    if (path === "/responses") return nativeResponse(body, splitReply(reply, body));
     const kind = path === "/chat/completions" ? "chat" : path === "/completions" ? "text" : null;
     if (!kind) return errorResponse(404, "Not found", null);
     const words = splitReply(reply, body);
@@ -284,6 +285,63 @@ function embeddings(body: Record<string, unknown>): Response {
     model: body.model,
     usage: { prompt_tokens: tokens, total_tokens: tokens },
   });
+}
+
+/**
+ * OpenAI's own Responses API, as the native OpenAI backend answers it: a Response object, or the
+ * typed event stream (output item, text deltas, `response.completed` with usage). Input tokens
+ * are the words of the input, as for chat.
+ */
+function nativeResponse(body: Record<string, unknown>, words: string[]): Response {
+  const input = JSON.stringify(body.input ?? "").split(/\s+/).filter(Boolean).length;
+  const text = words.join("");
+  const message = {
+    id: "msg_native",
+    type: "message",
+    status: "completed",
+    role: "assistant",
+    content: [{ type: "output_text", text, annotations: [] }],
+  };
+  const response = (status: string, output: unknown[], usage: unknown) => ({
+    id: "resp_native",
+    object: "response",
+    created_at: 1700000000,
+    status,
+    model: body.model,
+    output,
+    usage,
+    error: null,
+    incomplete_details: null,
+  });
+  const usage = {
+    input_tokens: input,
+    input_tokens_details: { cached_tokens: 0 },
+    output_tokens: words.length,
+    output_tokens_details: { reasoning_tokens: 0 },
+    total_tokens: input + words.length,
+  };
+  if (body.stream !== true) return Response.json(response("completed", [message], usage));
+  let sequence = 0;
+  const event = (type: string, fields: Record<string, unknown>) =>
+    `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: sequence++, ...fields })}\n\n`;
+  const events = [
+    event("response.created", { response: response("in_progress", [], null) }),
+    event("response.output_item.added", {
+      output_index: 0,
+      item: { ...message, status: "in_progress", content: [] },
+    }),
+    ...words.map((delta) =>
+      event("response.output_text.delta", {
+        item_id: "msg_native",
+        output_index: 0,
+        content_index: 0,
+        delta,
+      })
+    ),
+    event("response.output_item.done", { output_index: 0, item: message }),
+    event("response.completed", { response: response("completed", [message], usage) }),
+  ];
+  return new Response(events.join(""), { headers: { "content-type": "text/event-stream" } });
 }
 
 function errorResponse(status: number, message: string, code: string | null): Response {
