@@ -1,0 +1,219 @@
+/**
+ * Ollama chat messages -> OpenAI chat messages: base64 images become `data:` URL parts, tool calls
+ * get JSON-string arguments and ids, and tool results are linked to their call by id. Also the
+ * field checks the Ollama request parsers share.
+ */
+import { GatewayError, invalidRequest } from "../errors.ts";
+
+/** A JSON object. */
+export type Json = Record<string, unknown>;
+
+/** OpenAI messages, and the first valid Ollama feature they could not express (or null). */
+export interface ConvertedMessages {
+  messages: Json[];
+  nativeOnly: GatewayError | null;
+}
+
+const ROLES = new Set(["system", "user", "assistant", "tool"]);
+
+/** A tool call the conversation has not answered yet. */
+interface OpenCall {
+  id: string;
+  name: string;
+}
+
+/** Converts and validates `messages`; a 400 names the offending field. */
+export function toChatMessages(messages: unknown[]): ConvertedMessages {
+  let nativeOnly: GatewayError | null = null;
+  let open: OpenCall[] = [];
+  const out = messages.map((message, index) => {
+    const param = `messages[${index}]`;
+    if (!message || typeof message !== "object" || Array.isArray(message)) {
+      throw invalidRequest("Each message must be an object", param);
+    }
+    const m = message as Json;
+    const role = typeof m.role === "string" ? m.role.toLowerCase() : null;
+    if (role === null || !ROLES.has(role)) {
+      throw invalidRequest(
+        'Field must be "system", "user", "assistant" or "tool"',
+        `${param}.role`,
+      );
+    }
+    const content = optionalString(m, "content", param) ?? "";
+    const images = toImageParts(m.images, `${param}.images`);
+    if (images.length > 0 && role !== "user") {
+      nativeOnly ??= unsupported(
+        "Images outside user messages work with Ollama backends only",
+        `${param}.images`,
+      );
+    }
+    const calls = toToolCalls(m.tool_calls, index);
+    if (calls.length > 0 && role !== "assistant") {
+      throw invalidRequest("Only assistant messages carry tool calls", `${param}.tool_calls`);
+    }
+    if (role === "assistant" && calls.length > 0) {
+      open = calls.map((call) => ({
+        id: call.id as string,
+        name: (call.function as Json).name as string,
+      }));
+      return { role, content, tool_calls: calls };
+    }
+    if (role === "tool") {
+      const id = answeredCall(m, open, param);
+      if (id === null) {
+        nativeOnly ??= unsupported(
+          "A tool result without a matching tool call before it works with Ollama backends only",
+          `${param}.tool_name`,
+        );
+      }
+      return { role, tool_call_id: id ?? "", content };
+    }
+    return { role, content: role === "user" ? userContent(content, images) : content };
+  });
+  return { messages: out, nativeOnly };
+}
+
+/**
+ * The id of the call a tool message answers: its own `tool_call_id`, else the first open call of
+ * the last assistant message with its `tool_name` (or the first open call when it names none).
+ */
+function answeredCall(message: Json, open: OpenCall[], param: string): string | null {
+  const explicit = optionalString(message, "tool_call_id", param);
+  const name = optionalString(message, "tool_name", param);
+  const index = explicit
+    ? open.findIndex((call) => call.id === explicit)
+    : open.findIndex((call) => name === null || name === "" || call.name === name);
+  if (index !== -1) return open.splice(index, 1)[0].id;
+  return explicit || null;
+}
+
+/** Ollama tool calls (object arguments) -> OpenAI's (ids, JSON-string arguments). */
+function toToolCalls(value: unknown, messageIndex: number): Json[] {
+  const param = `messages[${messageIndex}].tool_calls`;
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw invalidRequest("Field must be an array of tool calls", param);
+  return value.map((call, index) => {
+    const at = `${param}[${index}]`;
+    if (!call || typeof call !== "object" || Array.isArray(call)) {
+      throw invalidRequest("Each tool call must be an object", at);
+    }
+    const fn = call.function;
+    if (!fn || typeof fn !== "object" || Array.isArray(fn)) {
+      throw invalidRequest("Field must be an object", `${at}.function`);
+    }
+    if (typeof fn.name !== "string" || fn.name === "") {
+      throw invalidRequest("Field must be a non-empty string", `${at}.function.name`);
+    }
+    const id = typeof call.id === "string" && call.id !== ""
+      ? call.id
+      : `call_${messageIndex}_${index}`;
+    return {
+      id,
+      type: "function",
+      function: {
+        name: fn.name,
+        arguments: argumentsText(fn.arguments, `${at}.function.arguments`),
+      },
+    };
+  });
+}
+
+/** Ollama sends arguments as an object; a JSON string of an object is accepted too. */
+function argumentsText(value: unknown, param: string): string {
+  if (value === undefined || value === null) return "{}";
+  if (typeof value === "string") {
+    try {
+      const parsed = JSON.parse(value);
+      if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) return value;
+    } catch {
+      // Reported below.
+    }
+  } else if (typeof value === "object" && !Array.isArray(value)) {
+    return JSON.stringify(value);
+  }
+  throw invalidRequest("Field must be an object", param);
+}
+
+/** A user message's content: its text alone, or text and image parts. */
+export function userContent(text: string, images: Json[]): string | Json[] {
+  if (images.length === 0) return text;
+  return [...(text === "" ? [] : [{ type: "text", text }]), ...images];
+}
+
+/** Base64 images -> `image_url` parts with a `data:` URL of the sniffed type. */
+export function toImageParts(value: unknown, param: string): Json[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw invalidRequest("Field must be an array of base64 images", param);
+  return value.map((image, index) => {
+    if (typeof image !== "string" || !isBase64(image)) {
+      throw invalidRequest("Each image must be a base64-encoded file", `${param}[${index}]`);
+    }
+    return {
+      type: "image_url",
+      image_url: { url: `data:${sniffImageType(image)};base64,${image}` },
+    };
+  });
+}
+
+/** Standard base64 with padding, as Ollama decodes it. */
+function isBase64(text: string): boolean {
+  return text.length > 0 && text.length % 4 === 0 && /^[A-Za-z0-9+/]+={0,2}$/.test(text);
+}
+
+/** The image type from its first bytes; PNG when they match no known format. */
+export function sniffImageType(base64: string): string {
+  let head: string;
+  try {
+    head = atob(base64.slice(0, 16));
+  } catch {
+    return "image/png";
+  }
+  if (head.startsWith("\xff\xd8\xff")) return "image/jpeg";
+  if (head.startsWith("GIF87a") || head.startsWith("GIF89a")) return "image/gif";
+  if (head.startsWith("RIFF") && head.slice(8, 12) === "WEBP") return "image/webp";
+  if (head.startsWith("BM")) return "image/bmp";
+  return "image/png";
+}
+
+/** A 400 for a valid Ollama field the translation to OpenAI cannot express. */
+export function unsupported(message: string, param: string): GatewayError {
+  return new GatewayError(message, {
+    status: 400,
+    type: "invalid_request_error",
+    code: "unsupported_parameter",
+    param,
+  });
+}
+
+/** `object[key]` when it is a string, null when absent; a 400 naming the field otherwise. */
+export function optionalString(object: Json, key: string, parent?: string): string | null {
+  return optional(object, key, parent, (v) => typeof v === "string", "a string") as string | null;
+}
+
+/** `object[key]` when it is a boolean, null when absent; a 400 naming the field otherwise. */
+export function optionalBoolean(object: Json, key: string, parent?: string): boolean | null {
+  return optional(object, key, parent, (v) => typeof v === "boolean", "a boolean") as
+    | boolean
+    | null;
+}
+
+/** `object[key]` when it is a JSON object, null when absent; a 400 naming the field otherwise. */
+export function optionalObject(object: Json, key: string, parent?: string): Json | null {
+  const isObject = (v: unknown) => typeof v === "object" && !Array.isArray(v);
+  return optional(object, key, parent, isObject, "an object") as Json | null;
+}
+
+function optional(
+  object: Json,
+  key: string,
+  parent: string | undefined,
+  check: (value: unknown) => boolean,
+  what: string,
+): unknown {
+  const value = object[key];
+  if (value === undefined || value === null) return null;
+  if (!check(value)) {
+    throw invalidRequest(`Field must be ${what}`, parent ? `${parent}.${key}` : key);
+  }
+  return value;
+}

@@ -1,0 +1,319 @@
+/**
+ * Ollama client requests (`/api/chat`, `/api/generate`, `/api/embed`, `/api/embeddings`) ->
+ * validated OpenAI bodies (chat completions or embeddings) that any backend can serve.
+ */
+import { type GatewayError, invalidRequest } from "../errors.ts";
+import { estimatePromptTokens } from "../usage/estimate.ts";
+import {
+  type Json,
+  optionalBoolean,
+  optionalObject,
+  optionalString,
+  toChatMessages,
+  toImageParts,
+  unsupported,
+  userContent,
+} from "./ollama_messages.ts";
+
+/** The Ollama endpoints that reach a model. */
+export type OllamaKind = "chat" | "generate" | "embed" | "embeddings";
+
+/** A validated Ollama request and the OpenAI body it becomes. */
+export interface ParsedOllamaRequest {
+  kind: OllamaKind;
+  /** `body.model`, else the fallback model. */
+  model: string;
+  /** `stream` as sent; chat and generate stream when it is absent, embeddings never do. */
+  stream: boolean;
+  /** `options.num_predict` when above 0 (0, -1 and -2 mean no limit in Ollama). */
+  maxTokens: number | null;
+  /** Which OpenAI endpoint `openai` is a body for. */
+  endpoint: "chat" | "embeddings";
+  /** The OpenAI body to send: chat completions for chat and generate, embeddings for embed. */
+  openai: Json;
+  /**
+   * A 400 for a valid Ollama feature with no OpenAI equivalent (`raw`, `template`, `suffix`,
+   * `context`, an empty prompt that only loads the model, images outside user messages), or null.
+   * An Ollama backend can serve the request natively; any other backend must refuse it.
+   */
+  nativeOnly: GatewayError | null;
+  /** The client sent `think: false`: answers leave out the model's reasoning. */
+  hideThinking: boolean;
+}
+
+/** OpenAI allows this many inputs per embeddings request. */
+export const MAX_EMBED_INPUTS = 2048;
+
+/** `/api/chat` -> chat completions. */
+export function parseOllamaChat(body: Json, fallbackModel: string | null): ParsedOllamaRequest {
+  const messages = body.messages;
+  if (!Array.isArray(messages)) {
+    throw invalidRequest("Field must be an array of messages", "messages");
+  }
+  const converted = toChatMessages(messages);
+  let nativeOnly = converted.nativeOnly;
+  if (messages.length === 0) {
+    nativeOnly ??= unsupported(
+      "An empty message list only loads the model, which works with Ollama backends only",
+      "messages",
+    );
+  }
+  return chatRequest("chat", body, fallbackModel, {
+    messages: converted.messages,
+    tools: toTools(body.tools),
+    nativeOnly,
+  });
+}
+
+/** `/api/generate` -> chat completions: `system` and `prompt` (with `images`) as two messages. */
+export function parseOllamaGenerate(body: Json, fallbackModel: string | null): ParsedOllamaRequest {
+  const prompt = optionalString(body, "prompt") ?? "";
+  const system = optionalString(body, "system") ?? "";
+  const suffix = optionalString(body, "suffix") ?? "";
+  const template = optionalString(body, "template") ?? "";
+  const raw = optionalBoolean(body, "raw") ?? false;
+  const context = body.context;
+  if (context !== undefined && context !== null && !isTokenList(context)) {
+    throw invalidRequest("Field must be an array of token ids", "context");
+  }
+  const images = toImageParts(body.images, "images");
+  const user = { role: "user", content: userContent(prompt, images) };
+  const messages = system ? [{ role: "system", content: system }, user] : [user];
+  const nativeOnly =
+    (raw ? unsupported("Raw prompts work with Ollama backends only", "raw") : null) ??
+      (template
+        ? unsupported("Prompt templates work with Ollama backends only", "template")
+        : null) ??
+      (suffix
+        ? unsupported("Fill-in-the-middle works with Ollama backends only", "suffix")
+        : null) ??
+      (Array.isArray(context) && context.length > 0
+        ? unsupported("Generation context works with Ollama backends only", "context")
+        : null) ??
+      (prompt === "" && images.length === 0
+        ? unsupported(
+          "An empty prompt only loads the model, which works with Ollama backends only",
+          "prompt",
+        )
+        : null);
+  return chatRequest("generate", body, fallbackModel, {
+    messages,
+    tools: undefined,
+    nativeOnly,
+  });
+}
+
+/** `/api/embed` -> embeddings; `truncate` and `options` are checked and then left to the backend. */
+export function parseOllamaEmbed(body: Json, fallbackModel: string | null): ParsedOllamaRequest {
+  const input = body.input;
+  const valid = typeof input === "string" ||
+    (Array.isArray(input) && input.length > 0 && input.every((item) => typeof item === "string"));
+  if (!valid) {
+    throw invalidRequest("Field must be a string or a non-empty array of strings", "input");
+  }
+  if (Array.isArray(input) && input.length > MAX_EMBED_INPUTS) {
+    throw invalidRequest(`Field must hold at most ${MAX_EMBED_INPUTS} inputs`, "input");
+  }
+  optionalBoolean(body, "truncate");
+  optionalObject(body, "options");
+  const dimensions = body.dimensions;
+  const openai: Json = { model: "", input, encoding_format: "float" };
+  if (dimensions !== undefined && dimensions !== null) {
+    if (!isWhole(dimensions) || dimensions < 1) {
+      throw invalidRequest("Field must be a positive integer", "dimensions");
+    }
+    openai.dimensions = dimensions;
+  }
+  return embeddingsRequest("embed", body, fallbackModel, openai);
+}
+
+/** Legacy `/api/embeddings` (one `prompt`, one vector) -> embeddings. */
+export function parseOllamaLegacyEmbeddings(
+  body: Json,
+  fallbackModel: string | null,
+): ParsedOllamaRequest {
+  const prompt = body.prompt;
+  if (typeof prompt !== "string" || prompt === "") {
+    throw invalidRequest("Field must be a non-empty string", "prompt");
+  }
+  optionalObject(body, "options");
+  const openai: Json = { model: "", input: prompt, encoding_format: "float" };
+  return embeddingsRequest("embeddings", body, fallbackModel, openai);
+}
+
+/** The prompt tokens to reserve for a parsed request (the estimate every format uses). */
+export function estimateOllamaPromptTokens(request: ParsedOllamaRequest): number {
+  return estimatePromptTokens(request.endpoint, request.openai);
+}
+
+/** Throws the request's {@linkcode ParsedOllamaRequest.nativeOnly} error, if any. */
+export function assertTranslatable(request: ParsedOllamaRequest): void {
+  if (request.nativeOnly) throw request.nativeOnly;
+}
+
+interface ChatParts {
+  messages: Json[];
+  tools: Json[] | undefined;
+  nativeOnly: GatewayError | null;
+}
+
+function chatRequest(
+  kind: "chat" | "generate",
+  body: Json,
+  fallbackModel: string | null,
+  parts: ChatParts,
+): ParsedOllamaRequest {
+  const model = modelOf(body, fallbackModel);
+  const stream = optionalBoolean(body, "stream") ?? true;
+  const options = optionalObject(body, "options") ?? {};
+  const sampling = toSampling(options);
+  const think = toThink(body.think);
+  const openai: Json = {
+    model,
+    messages: parts.messages,
+    ...sampling,
+    stream,
+  };
+  if (stream) openai.stream_options = { include_usage: true };
+  if (parts.tools) openai.tools = parts.tools;
+  const format = toResponseFormat(body.format);
+  if (format) openai.response_format = format;
+  if (think.effort) openai.reasoning_effort = think.effort;
+  return {
+    kind,
+    model,
+    stream,
+    maxTokens: typeof sampling.max_tokens === "number" ? sampling.max_tokens : null,
+    endpoint: "chat",
+    openai,
+    nativeOnly: parts.nativeOnly,
+    hideThinking: think.hide,
+  };
+}
+
+function embeddingsRequest(
+  kind: "embed" | "embeddings",
+  body: Json,
+  fallbackModel: string | null,
+  openai: Json,
+): ParsedOllamaRequest {
+  const model = modelOf(body, fallbackModel);
+  return {
+    kind,
+    model,
+    stream: false,
+    maxTokens: null,
+    endpoint: "embeddings",
+    openai: { ...openai, model },
+    nativeOnly: null,
+    hideThinking: false,
+  };
+}
+
+function modelOf(body: Json, fallbackModel: string | null): string {
+  const model = body.model ?? fallbackModel;
+  if (model === undefined || model === null) {
+    throw invalidRequest("Missing required field", "model");
+  }
+  if (typeof model !== "string" || model.trim() === "" || model.length > 256) {
+    throw invalidRequest("Field must be a non-empty string of at most 256 characters", "model");
+  }
+  return model;
+}
+
+/** Ollama `options` -> OpenAI sampling fields. Load-time options (num_ctx, num_gpu...) are ignored. */
+function toSampling(options: Json): Json {
+  const out: Json = {};
+  const number = (name: string, check: (value: number) => boolean, rule: string) => {
+    const value = options[name];
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== "number" || !Number.isFinite(value) || !check(value)) {
+      throw invalidRequest(`Field must be ${rule}`, `options.${name}`);
+    }
+    return value;
+  };
+  out.temperature = number("temperature", (v) => v >= 0, "a number of at least 0");
+  out.top_p = number("top_p", (v) => v >= 0 && v <= 1, "a number from 0 to 1");
+  // Not in OpenAI's API; vLLM and llama.cpp accept it as an extra field.
+  out.top_k = number("top_k", (v) => isWhole(v) && v >= 0, "an integer of at least 0");
+  out.seed = number("seed", isWhole, "an integer");
+  out.presence_penalty = number("presence_penalty", (v) => v >= -2 && v <= 2, "from -2 to 2");
+  out.frequency_penalty = number("frequency_penalty", (v) => v >= -2 && v <= 2, "from -2 to 2");
+  const predict = number("num_predict", isWhole, "an integer");
+  if (predict !== undefined && predict > 0) out.max_tokens = predict;
+  const stop = options.stop;
+  if (typeof stop === "string") {
+    out.stop = [stop];
+  } else if (Array.isArray(stop)) {
+    if (!stop.every((item) => typeof item === "string")) {
+      throw invalidRequest("Field must be a string or an array of strings", "options.stop");
+    }
+    if (stop.length > 0) out.stop = stop;
+  } else if (stop !== undefined && stop !== null) {
+    throw invalidRequest("Field must be a string or an array of strings", "options.stop");
+  }
+  return Object.fromEntries(Object.entries(out).filter(([, value]) => value !== undefined));
+}
+
+/**
+ * `think`: a level becomes OpenAI's `reasoning_effort` ("max" is OpenAI's "high"); `true` leaves
+ * the model's default; `false` has no OpenAI equivalent, so the answer's reasoning is dropped.
+ */
+function toThink(value: unknown): { effort: string | null; hide: boolean } {
+  if (value === undefined || value === null || value === true) return { effort: null, hide: false };
+  if (value === false) return { effort: null, hide: true };
+  if (value === "low" || value === "medium" || value === "high") {
+    return { effort: value, hide: false };
+  }
+  if (value === "max") return { effort: "high", hide: false };
+  throw invalidRequest('Field must be a boolean or "low", "medium", "high" or "max"', "think");
+}
+
+/** `format`: "json" -> json_object; a JSON schema -> json_schema named after its title. */
+function toResponseFormat(format: unknown): Json | null {
+  if (format === undefined || format === null || format === "") return null;
+  if (format === "json") return { type: "json_object" };
+  if (typeof format === "object" && !Array.isArray(format)) {
+    const title = (format as Json).title;
+    const name = typeof title === "string" && /^[\w-]{1,64}$/.test(title) ? title : "response";
+    return { type: "json_schema", json_schema: { name, schema: format } };
+  }
+  throw invalidRequest('Field must be "json" or a JSON schema object', "format");
+}
+
+/** Ollama tools are OpenAI's function tools; only the fields OpenAI defines are sent. */
+function toTools(tools: unknown): Json[] | undefined {
+  if (tools === undefined || tools === null) return undefined;
+  if (!Array.isArray(tools)) throw invalidRequest("Field must be an array of tools", "tools");
+  if (tools.length === 0) return undefined;
+  return tools.map((tool, index) => {
+    const param = `tools[${index}]`;
+    if (!tool || typeof tool !== "object" || Array.isArray(tool)) {
+      throw invalidRequest("Each tool must be an object", param);
+    }
+    if (tool.type !== undefined && tool.type !== "function") {
+      throw invalidRequest('Only tools of type "function" are supported', `${param}.type`);
+    }
+    const fn = tool.function;
+    if (!fn || typeof fn !== "object" || Array.isArray(fn)) {
+      throw invalidRequest("Field must be an object", `${param}.function`);
+    }
+    if (typeof fn.name !== "string" || fn.name === "") {
+      throw invalidRequest("Field must be a non-empty string", `${param}.function.name`);
+    }
+    const out: Json = { name: fn.name };
+    const description = optionalString(fn, "description", `${param}.function`);
+    if (description !== null) out.description = description;
+    const parameters = optionalObject(fn, "parameters", `${param}.function`);
+    if (parameters !== null) out.parameters = parameters;
+    return { type: "function", function: out };
+  });
+}
+
+function isTokenList(value: unknown): boolean {
+  return Array.isArray(value) && value.every(isWhole);
+}
+
+function isWhole(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value);
+}
