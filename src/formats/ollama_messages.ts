@@ -16,16 +16,74 @@ export interface ConvertedMessages {
 
 const ROLES = new Set(["system", "user", "assistant", "tool"]);
 
-/** A tool call the conversation has not answered yet. */
+/** A tool call of the last assistant message that asked for some. */
 interface OpenCall {
   id: string;
   name: string;
+  answered: boolean;
+}
+
+/** A queue of open calls that skips answered ones: each call is passed over once. */
+class CallQueue {
+  #calls: OpenCall[] = [];
+  #head = 0;
+
+  add(call: OpenCall): void {
+    this.#calls.push(call);
+  }
+
+  /** The first call not answered yet. */
+  first(): OpenCall | undefined {
+    while (this.#head < this.#calls.length && this.#calls[this.#head].answered) this.#head++;
+    return this.#calls[this.#head];
+  }
+}
+
+/**
+ * The calls tool messages may answer, found by id, by name or in order in constant time, so a
+ * long conversation costs linear time however its results refer to its calls.
+ */
+class OpenCalls {
+  #byId = new Map<string, OpenCall>();
+  #byName = new Map<string, CallQueue>();
+  #all = new CallQueue();
+
+  constructor(calls: Json[] = []) {
+    for (const call of calls) {
+      const open = {
+        id: call.id as string,
+        name: (call.function as Json).name as string,
+        answered: false,
+      };
+      if (!this.#byId.has(open.id)) this.#byId.set(open.id, open);
+      let named = this.#byName.get(open.name);
+      if (!named) this.#byName.set(open.name, named = new CallQueue());
+      named.add(open);
+      this.#all.add(open);
+    }
+  }
+
+  /**
+   * The id of the call a tool message answers: its own `tool_call_id`, else the first open call
+   * with its `tool_name`, else the first open call when it names none; null when none is left.
+   */
+  take(id: string | null, name: string | null): string | null {
+    if (id) {
+      const call = this.#byId.get(id);
+      if (call) call.answered = true;
+      return id;
+    }
+    const call = name ? this.#byName.get(name)?.first() : this.#all.first();
+    if (!call) return null;
+    call.answered = true;
+    return call.id;
+  }
 }
 
 /** Converts and validates `messages`; a 400 names the offending field. */
 export function toChatMessages(messages: unknown[]): ConvertedMessages {
   let nativeOnly: GatewayError | null = null;
-  let open: OpenCall[] = [];
+  let open = new OpenCalls();
   const out = messages.map((message, index) => {
     const param = `messages[${index}]`;
     if (!message || typeof message !== "object" || Array.isArray(message)) {
@@ -52,14 +110,14 @@ export function toChatMessages(messages: unknown[]): ConvertedMessages {
       throw invalidRequest("Only assistant messages carry tool calls", `${param}.tool_calls`);
     }
     if (role === "assistant" && calls.length > 0) {
-      open = calls.map((call) => ({
-        id: call.id as string,
-        name: (call.function as Json).name as string,
-      }));
+      open = new OpenCalls(calls);
       return { role, content, tool_calls: calls };
     }
     if (role === "tool") {
-      const id = answeredCall(m, open, param);
+      const id = open.take(
+        optionalString(m, "tool_call_id", param),
+        optionalString(m, "tool_name", param),
+      );
       if (id === null) {
         nativeOnly ??= unsupported(
           "A tool result without a matching tool call before it works with Ollama backends only",
@@ -71,20 +129,6 @@ export function toChatMessages(messages: unknown[]): ConvertedMessages {
     return { role, content: role === "user" ? userContent(content, images) : content };
   });
   return { messages: out, nativeOnly };
-}
-
-/**
- * The id of the call a tool message answers: its own `tool_call_id`, else the first open call of
- * the last assistant message with its `tool_name` (or the first open call when it names none).
- */
-function answeredCall(message: Json, open: OpenCall[], param: string): string | null {
-  const explicit = optionalString(message, "tool_call_id", param);
-  const name = optionalString(message, "tool_name", param);
-  const index = explicit
-    ? open.findIndex((call) => call.id === explicit)
-    : open.findIndex((call) => name === null || name === "" || call.name === name);
-  if (index !== -1) return open.splice(index, 1)[0].id;
-  return explicit || null;
 }
 
 /** Ollama tool calls (object arguments) -> OpenAI's (ids, JSON-string arguments). */

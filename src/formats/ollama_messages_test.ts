@@ -128,3 +128,24 @@ Deno.test("toChatMessages() leaves tool results without a matching call to Ollam
   ]);
   assertEquals(answeredTwice.nativeOnly?.param, "messages[2].tool_name");
 });
+
+Deno.test("toChatMessages() answers many calls of one name in order", () => {
+  const count = 5000;
+  const calls = Array.from({ length: count }, (_, i) => ({
+    function: { name: i % 2 ? "odd" : "even", arguments: { i } },
+  }));
+  const results = Array.from({ length: count }, (_, i) => ({
+    role: "tool",
+    content: String(i),
+    tool_name: i < count / 2 ? "even" : "odd",
+  }));
+  const { messages, nativeOnly } = toChatMessages([
+    { role: "assistant", tool_calls: calls },
+    ...results,
+  ]);
+  assertEquals(nativeOnly, null);
+  const ids = messages.slice(1).map((m) => m.tool_call_id);
+  const even = Array.from({ length: count / 2 }, (_, k) => `call_0_${2 * k}`);
+  const odd = Array.from({ length: count / 2 }, (_, k) => `call_0_${2 * k + 1}`);
+  assertEquals(ids, [...even, ...odd]);
+});

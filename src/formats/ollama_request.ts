@@ -46,6 +46,7 @@ export const MAX_EMBED_INPUTS = 2048;
 
 /** `/api/chat` -> chat completions. */
 export function parseOllamaChat(body: Json, fallbackModel: string | null): ParsedOllamaRequest {
+  const model = modelOf(body, fallbackModel);
   const messages = body.messages;
   if (!Array.isArray(messages)) {
     throw invalidRequest("Field must be an array of messages", "messages");
@@ -58,7 +59,8 @@ export function parseOllamaChat(body: Json, fallbackModel: string | null): Parse
       "messages",
     );
   }
-  return chatRequest("chat", body, fallbackModel, {
+  return chatRequest("chat", body, {
+    model,
     messages: converted.messages,
     tools: toTools(body.tools),
     nativeOnly,
@@ -67,6 +69,7 @@ export function parseOllamaChat(body: Json, fallbackModel: string | null): Parse
 
 /** `/api/generate` -> chat completions: `system` and `prompt` (with `images`) as two messages. */
 export function parseOllamaGenerate(body: Json, fallbackModel: string | null): ParsedOllamaRequest {
+  const model = modelOf(body, fallbackModel);
   const prompt = optionalString(body, "prompt") ?? "";
   const system = optionalString(body, "system") ?? "";
   const suffix = optionalString(body, "suffix") ?? "";
@@ -78,33 +81,34 @@ export function parseOllamaGenerate(body: Json, fallbackModel: string | null): P
   }
   const images = toImageParts(body.images, "images");
   const user = { role: "user", content: userContent(prompt, images) };
-  const messages = system ? [{ role: "system", content: system }, user] : [user];
-  const nativeOnly =
-    (raw ? unsupported("Raw prompts work with Ollama backends only", "raw") : null) ??
-      (template
-        ? unsupported("Prompt templates work with Ollama backends only", "template")
-        : null) ??
-      (suffix
-        ? unsupported("Fill-in-the-middle works with Ollama backends only", "suffix")
-        : null) ??
-      (Array.isArray(context) && context.length > 0
-        ? unsupported("Generation context works with Ollama backends only", "context")
-        : null) ??
-      (prompt === "" && images.length === 0
-        ? unsupported(
-          "An empty prompt only loads the model, which works with Ollama backends only",
-          "prompt",
-        )
-        : null);
-  return chatRequest("generate", body, fallbackModel, {
-    messages,
+  // Ollama-only features, in the order a refusal names them.
+  const nativeOnly: [boolean, string, string][] = [
+    [raw, "Raw prompts work with Ollama backends only", "raw"],
+    [template !== "", "Prompt templates work with Ollama backends only", "template"],
+    [suffix !== "", "Fill-in-the-middle works with Ollama backends only", "suffix"],
+    [
+      Array.isArray(context) && context.length > 0,
+      "Generation context works with Ollama backends only",
+      "context",
+    ],
+    [
+      prompt === "" && images.length === 0,
+      "An empty prompt only loads the model, which works with Ollama backends only",
+      "prompt",
+    ],
+  ];
+  const found = nativeOnly.find(([applies]) => applies);
+  return chatRequest("generate", body, {
+    model,
+    messages: system ? [{ role: "system", content: system }, user] : [user],
     tools: undefined,
-    nativeOnly,
+    nativeOnly: found ? unsupported(found[1], found[2]) : null,
   });
 }
 
 /** `/api/embed` -> embeddings; `truncate` and `options` are checked and then left to the backend. */
 export function parseOllamaEmbed(body: Json, fallbackModel: string | null): ParsedOllamaRequest {
+  const model = modelOf(body, fallbackModel);
   const input = body.input;
   const valid = typeof input === "string" ||
     (Array.isArray(input) && input.length > 0 && input.every((item) => typeof item === "string"));
@@ -117,14 +121,14 @@ export function parseOllamaEmbed(body: Json, fallbackModel: string | null): Pars
   optionalBoolean(body, "truncate");
   optionalObject(body, "options");
   const dimensions = body.dimensions;
-  const openai: Json = { model: "", input, encoding_format: "float" };
+  const openai: Json = { model, input, encoding_format: "float" };
   if (dimensions !== undefined && dimensions !== null) {
     if (!isWhole(dimensions) || dimensions < 1) {
       throw invalidRequest("Field must be a positive integer", "dimensions");
     }
     openai.dimensions = dimensions;
   }
-  return embeddingsRequest("embed", body, fallbackModel, openai);
+  return embeddingsRequest("embed", openai);
 }
 
 /** Legacy `/api/embeddings` (one `prompt`, one vector) -> embeddings. */
@@ -132,13 +136,13 @@ export function parseOllamaLegacyEmbeddings(
   body: Json,
   fallbackModel: string | null,
 ): ParsedOllamaRequest {
+  const model = modelOf(body, fallbackModel);
   const prompt = body.prompt;
   if (typeof prompt !== "string" || prompt === "") {
     throw invalidRequest("Field must be a non-empty string", "prompt");
   }
   optionalObject(body, "options");
-  const openai: Json = { model: "", input: prompt, encoding_format: "float" };
-  return embeddingsRequest("embeddings", body, fallbackModel, openai);
+  return embeddingsRequest("embeddings", { model, input: prompt, encoding_format: "float" });
 }
 
 /** The prompt tokens to reserve for a parsed request (the estimate every format uses). */
@@ -152,18 +156,14 @@ export function assertTranslatable(request: ParsedOllamaRequest): void {
 }
 
 interface ChatParts {
+  model: string;
   messages: Json[];
   tools: Json[] | undefined;
   nativeOnly: GatewayError | null;
 }
 
-function chatRequest(
-  kind: "chat" | "generate",
-  body: Json,
-  fallbackModel: string | null,
-  parts: ChatParts,
-): ParsedOllamaRequest {
-  const model = modelOf(body, fallbackModel);
+function chatRequest(kind: "chat" | "generate", body: Json, parts: ChatParts): ParsedOllamaRequest {
+  const model = parts.model;
   const stream = optionalBoolean(body, "stream") ?? true;
   const options = optionalObject(body, "options") ?? {};
   const sampling = toSampling(options);
@@ -191,20 +191,14 @@ function chatRequest(
   };
 }
 
-function embeddingsRequest(
-  kind: "embed" | "embeddings",
-  body: Json,
-  fallbackModel: string | null,
-  openai: Json,
-): ParsedOllamaRequest {
-  const model = modelOf(body, fallbackModel);
+function embeddingsRequest(kind: "embed" | "embeddings", openai: Json): ParsedOllamaRequest {
   return {
     kind,
-    model,
+    model: openai.model as string,
     stream: false,
     maxTokens: null,
     endpoint: "embeddings",
-    openai: { ...openai, model },
+    openai,
     nativeOnly: null,
     hideThinking: false,
   };
@@ -221,26 +215,32 @@ function modelOf(body: Json, fallbackModel: string | null): string {
   return model;
 }
 
+const penalty = (v: number) => v >= -2 && v <= 2;
+
+/** Ollama options read as OpenAI sampling fields: option, field, check, the rule a 400 states. */
+const SAMPLING: [string, string, (value: number) => boolean, string][] = [
+  ["temperature", "temperature", (v) => v >= 0, "a number of at least 0"],
+  ["top_p", "top_p", (v) => v >= 0 && v <= 1, "a number from 0 to 1"],
+  // Not in OpenAI's API; vLLM and llama.cpp accept it as an extra field.
+  ["top_k", "top_k", (v) => isWhole(v) && v >= 0, "an integer of at least 0"],
+  ["seed", "seed", isWhole, "an integer"],
+  ["presence_penalty", "presence_penalty", penalty, "a number from -2 to 2"],
+  ["frequency_penalty", "frequency_penalty", penalty, "a number from -2 to 2"],
+  ["num_predict", "max_tokens", isWhole, "an integer"],
+];
+
 /** Ollama `options` -> OpenAI sampling fields. Load-time options (num_ctx, num_gpu...) are ignored. */
 function toSampling(options: Json): Json {
   const out: Json = {};
-  const number = (name: string, check: (value: number) => boolean, rule: string) => {
+  for (const [name, field, check, rule] of SAMPLING) {
     const value = options[name];
-    if (value === undefined || value === null) return undefined;
+    if (value === undefined || value === null) continue;
     if (typeof value !== "number" || !Number.isFinite(value) || !check(value)) {
       throw invalidRequest(`Field must be ${rule}`, `options.${name}`);
     }
-    return value;
-  };
-  out.temperature = number("temperature", (v) => v >= 0, "a number of at least 0");
-  out.top_p = number("top_p", (v) => v >= 0 && v <= 1, "a number from 0 to 1");
-  // Not in OpenAI's API; vLLM and llama.cpp accept it as an extra field.
-  out.top_k = number("top_k", (v) => isWhole(v) && v >= 0, "an integer of at least 0");
-  out.seed = number("seed", isWhole, "an integer");
-  out.presence_penalty = number("presence_penalty", (v) => v >= -2 && v <= 2, "from -2 to 2");
-  out.frequency_penalty = number("frequency_penalty", (v) => v >= -2 && v <= 2, "from -2 to 2");
-  const predict = number("num_predict", isWhole, "an integer");
-  if (predict !== undefined && predict > 0) out.max_tokens = predict;
+    // num_predict 0, -1 (no limit) and -2 (fill the context) leave the backend's own limit.
+    if (field !== "max_tokens" || value > 0) out[field] = value;
+  }
   const stop = options.stop;
   if (typeof stop === "string") {
     out.stop = [stop];
@@ -252,7 +252,7 @@ function toSampling(options: Json): Json {
   } else if (stop !== undefined && stop !== null) {
     throw invalidRequest("Field must be a string or an array of strings", "options.stop");
   }
-  return Object.fromEntries(Object.entries(out).filter(([, value]) => value !== undefined));
+  return out;
 }
 
 /**

@@ -259,6 +259,7 @@ Deno.test("estimateOllamaPromptTokens() counts text, images and tools of the tra
 /** Hostile values for every field read: each is a 400 naming the field, never another error. */
 const HOSTILE: [string, Parser, Json, string][] = [
   ["no model", parseOllamaChat, { messages: [user] }, "model"],
+  ["no model, bad messages", parseOllamaChat, { messages: 5 }, "model"],
   ["numeric model", parseOllamaChat, { model: 5, messages: [user] }, "model"],
   ["blank model", parseOllamaChat, { model: "  ", messages: [user] }, "model"],
   ["long model", parseOllamaChat, { model: "m".repeat(257), messages: [user] }, "model"],
