@@ -3,6 +3,7 @@
  * `{"error":"<message>"}`, which ollama-js turns into an Error with that message.
  */
 import type { Usage } from "../../adapters/types.ts";
+import type { GatewayError } from "../errors.ts";
 import { usageFromCounts } from "../usage/counts.ts";
 import { type EventInfo, PLAIN_EVENT } from "./types.ts";
 
@@ -49,6 +50,15 @@ export function ollamaErrorLine(message: string): Uint8Array {
 /** Ollama's error body: `{"error":"..."}` (a string, never an object). */
 export function ollamaErrorBody(message: string): { error: string } {
   return { error: message };
+}
+
+/**
+ * Any gateway error as Ollama's body. Ollama's shape has no `param`, so the field a 400 is about
+ * is named in the text: `Invalid "options.top_p": Field must be a number from 0 to 1`.
+ */
+export function ollamaErrorOf(err: GatewayError): { error: string } {
+  const named = err.status === 400 && err.param !== null;
+  return ollamaErrorBody(named ? `Invalid "${err.param}": ${err.message}` : err.message);
 }
 
 /** Encodes one NDJSON line; JSON.stringify escapes CR and LF, so no value can end it early. */

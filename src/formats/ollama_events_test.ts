@@ -1,6 +1,12 @@
 import { assertEquals } from "../../tests/assert.ts";
 import type { EventInfo } from "./types.ts";
-import { ollamaErrorBody, ollamaErrorLine, ollamaLineInfo } from "./ollama_events.ts";
+import { invalidRequest, modelNotFound, upstreamError } from "../errors.ts";
+import {
+  ollamaErrorBody,
+  ollamaErrorLine,
+  ollamaErrorOf,
+  ollamaLineInfo,
+} from "./ollama_events.ts";
 
 const base = { model: "m", created_at: "2026-11-24T10:00:00Z" };
 const line = (value: unknown) => JSON.stringify(value);
@@ -112,4 +118,17 @@ Deno.test("ollamaErrorLine() writes one escaped line that ollamaLineInfo() reads
   assertEquals(JSON.parse(text), { error: 'Bad "thing"\n{"done":true}\r\nend' });
   assertEquals(ollamaLineInfo(text.trimEnd()).error, true);
   assertEquals(ollamaErrorBody("Model not found"), { error: "Model not found" });
+});
+
+Deno.test("ollamaErrorOf() names the field of a 400 in the text, as Ollama has no param", () => {
+  assertEquals(
+    ollamaErrorOf(invalidRequest("Field must be a number from 0 to 1", "options.top_p")),
+    { error: 'Invalid "options.top_p": Field must be a number from 0 to 1' },
+  );
+  assertEquals(ollamaErrorOf(modelNotFound("qwen3")), {
+    error: 'Model "qwen3" is not served by any backend',
+  });
+  assertEquals(ollamaErrorOf(upstreamError('Backend "a" is unreachable')), {
+    error: 'Backend "a" is unreachable',
+  });
 });
