@@ -145,6 +145,11 @@ export function parseOllamaLegacyEmbeddings(
   return embeddingsRequest("embeddings", { model, input: prompt, encoding_format: "float" });
 }
 
+/** The model `/api/show` asks about: `model`, or `name` as older clients send it. */
+export function parseOllamaShow(body: Json): string {
+  return modelOf({ model: body.model ?? body.name }, null);
+}
+
 /** The prompt tokens to reserve for a parsed request (the estimate every format uses). */
 export function estimateOllamaPromptTokens(request: ParsedOllamaRequest): number {
   return estimatePromptTokens(request.endpoint, request.openai);

@@ -9,6 +9,7 @@ import {
   parseOllamaEmbed,
   parseOllamaGenerate,
   parseOllamaLegacyEmbeddings,
+  parseOllamaShow,
 } from "./ollama_request.ts";
 
 type Json = Record<string, unknown>;
@@ -232,6 +233,15 @@ Deno.test("parseOllamaEmbed() and parseOllamaLegacyEmbeddings() build embeddings
   const legacy = parseOllamaLegacyEmbeddings({ prompt: "hello" }, "nomic");
   assertEquals(legacy.kind, "embeddings");
   assertEquals(legacy.openai, { model: "nomic", input: "hello", encoding_format: "float" });
+});
+
+Deno.test("parseOllamaShow() reads model, or name as older clients send it", () => {
+  assertEquals(parseOllamaShow({ model: "qwen3:8b", verbose: true }), "qwen3:8b");
+  assertEquals(parseOllamaShow({ name: "llava" }), "llava");
+  for (const body of [{}, { model: 5 }, { name: "" }, { model: "x".repeat(300) }]) {
+    const err = refusal(() => parseOllamaShow(body));
+    assertEquals([err.status, err.param], [400, "model"], JSON.stringify(body));
+  }
 });
 
 Deno.test("estimateOllamaPromptTokens() counts text, images and tools of the translated body", () => {
