@@ -1,6 +1,7 @@
 /** Shared upstream HTTP plumbing: timeouts, transport errors and the backend's own error answers. */
 import { GatewayError, upstreamError, upstreamTimeout } from "../src/errors.ts";
 import { type ConnectProbe, createConnectProbe } from "./connect_probe.ts";
+import { readBody, ReadBodyError } from "./read_body.ts";
 import type { AdapterDeps, BackendConfig } from "./types.ts";
 
 const probes = new WeakMap<BackendConfig, ConnectProbe>();
@@ -79,7 +80,7 @@ export async function callUpstream(
     call.signal?.removeEventListener("abort", onAbort);
   }
   probe.markOk();
-  if (!response.ok) throw await upstreamStatusError(config, response);
+  if (!response.ok) throw await upstreamStatusError(deps, config, response, call.signal);
   return response;
 }
 
@@ -95,20 +96,34 @@ function clientGone(cause: unknown): GatewayError {
 
 /**
  * Maps a backend's error answer to the client-facing error. A 4xx keeps its status and the
- * backend's own message (trimmed, with the backend's URL and credential removed); the gateway's
- * credential being refused, and every 5xx, become 502 so the client is not told its key is wrong.
+ * backend's own message (one line, bounded, with every backend address and credential removed);
+ * the gateway's credential being refused, and every 5xx, become 502 so the client is not told
+ * its key is wrong. The raw text stays in the error's cause, for the log only.
  */
 export async function upstreamStatusError(
+  deps: AdapterDeps,
   config: BackendConfig,
   response: Response,
+  signal?: AbortSignal,
 ): Promise<GatewayError> {
-  const text = await readLimited(response, MAX_ERROR_BODY_BYTES);
+  let text = "";
+  try {
+    const bytes = await readBody(response.body, {
+      maxBytes: MAX_ERROR_BODY_BYTES,
+      idleMs: config.timeouts.idleMs,
+      signal,
+      truncate: true,
+    });
+    text = new TextDecoder().decode(bytes);
+  } catch {
+    // A stalled or broken error body still gives its status.
+  }
   const detail = { status: response.status, body: text, backend: config.name };
   const status = response.status;
   if (status === 401 || status === 403 || status === 407 || status >= 500 || status < 400) {
     return upstreamError(`Backend "${config.name}" answered with HTTP ${status}`, detail);
   }
-  const message = sanitizeMessage(config, extractMessage(text)) ??
+  const message = sanitizeMessage(deps, extractMessage(text)) ??
     `Backend "${config.name}" refused the request with HTTP ${status}`;
   const code = status === 404 ? "model_not_found" : status === 429 ? "rate_limit_exceeded" : null;
   const type = status === 429 ? "rate_limit_error" : "invalid_request_error";
@@ -139,55 +154,55 @@ function extractMessage(text: string): string | null {
   return typeof record.message === "string" ? record.message : null;
 }
 
-/** Keeps a backend message safe to show: one line, bounded, no backend URL or credential in it. */
-function sanitizeMessage(config: BackendConfig, message: string | null): string | null {
+/** Keeps a backend message safe to show: one line, bounded, no backend address or credential. */
+function sanitizeMessage(deps: AdapterDeps, message: string | null): string | null {
   if (!message) return null;
-  let clean = message.replace(/[\r\n]+/g, " ").trim();
-  for (const secret of [config.apiKey, config.baseUrl, new URL(config.baseUrl).host]) {
-    if (secret) clean = clean.split(secret).join("[redacted]");
-  }
+  let clean = deps.redact(message.replace(/[\r\n]+/g, " ").trim());
   if (clean.length > MAX_CLIENT_MESSAGE_CHARS) {
     clean = clean.slice(0, MAX_CLIENT_MESSAGE_CHARS) + "…";
   }
   return clean || null;
 }
 
-/** Reads at most `limit` bytes of a body as text and releases the rest. */
-async function readLimited(response: Response, limit: number): Promise<string> {
-  if (!response.body) return "";
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    while (size < limit) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      size += value.byteLength;
-    }
-  } catch {
-    // A broken error body still yields whatever arrived.
-  } finally {
-    reader.cancel().catch(() => {});
-  }
-  const all = new Uint8Array(Math.min(size, limit));
-  let offset = 0;
-  for (const chunk of chunks) {
-    const part = chunk.subarray(0, Math.min(chunk.byteLength, all.byteLength - offset));
-    all.set(part, offset);
-    offset += part.byteLength;
-  }
-  return new TextDecoder().decode(all);
-}
-
-/** Reads a JSON body of a successful upstream answer; a body that is not JSON is a 502. */
+/**
+ * Reads the JSON body of a successful upstream answer, bounded by `server.max_response_bytes`
+ * (after decompression) and the backend's `idle_ms`, and abandoned when `signal` aborts. A body
+ * that is too large, stalls or is not a JSON object is a 502/504.
+ */
 export async function readUpstreamJson(
+  deps: AdapterDeps,
   config: BackendConfig,
   response: Response,
+  signal?: AbortSignal,
 ): Promise<Record<string, unknown>> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readBody(response.body, {
+      maxBytes: deps.maxResponseBytes,
+      idleMs: config.timeouts.idleMs,
+      signal,
+    });
+  } catch (err) {
+    if (!(err instanceof ReadBodyError)) {
+      throw upstreamError(`Backend "${config.name}" failed while sending its answer`, err);
+    }
+    if (err.reason === "too_large") {
+      throw upstreamError(
+        `Backend "${config.name}" sent an answer larger than ${deps.maxResponseBytes} bytes`,
+        err,
+      );
+    }
+    if (err.reason === "idle") {
+      throw upstreamTimeout(
+        `Backend "${config.name}" stopped sending before its answer was complete`,
+        err,
+      );
+    }
+    throw err.abortReason instanceof GatewayError ? err.abortReason : clientGone(err);
+  }
   let parsed: unknown;
   try {
-    parsed = await response.json();
+    parsed = JSON.parse(new TextDecoder().decode(bytes));
   } catch (err) {
     throw upstreamError(`Backend "${config.name}" sent a body that is not JSON`, err);
   }

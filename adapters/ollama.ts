@@ -28,7 +28,7 @@ export function createOllamaAdapter(config: BackendConfig, deps: AdapterDeps): A
         method: "GET",
         signal,
       });
-      const body = await readUpstreamJson(config, response);
+      const body = await readUpstreamJson(deps, config, response, signal);
       const models = Array.isArray(body.models) ? body.models : [];
       return models.flatMap((entry: Record<string, unknown>) => {
         const id = entry?.name ?? entry?.model;
@@ -47,7 +47,7 @@ export function createOllamaAdapter(config: BackendConfig, deps: AdapterDeps): A
           body: toOllamaEmbed(body),
           signal,
         });
-        const json = await readUpstreamJson(config, response);
+        const json = await readUpstreamJson(deps, config, response, signal);
         const usage = ollamaUsage(json);
         return { kind: "json", status: 200, body: fromOllamaEmbed(json, body.model), usage };
       }
@@ -69,7 +69,7 @@ export function createOllamaAdapter(config: BackendConfig, deps: AdapterDeps): A
         });
         return { kind: "stream", status: 200, stream: response.body.pipeThrough(transform) };
       }
-      const json = await readUpstreamJson(config, response);
+      const json = await readUpstreamJson(deps, config, response, signal);
       const converted = chat
         ? fromOllamaChat(json, requestId, now)
         : fromOllamaGenerate(json, requestId, now);

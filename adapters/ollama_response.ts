@@ -1,17 +1,16 @@
 /** Ollama's native answers -> OpenAI's objects (non-streamed). */
+import { usageFromCounts } from "../src/usage/counts.ts";
 import type { Usage } from "./types.ts";
 
 type Json = Record<string, unknown>;
 
-/** Token counts from `prompt_eval_count` and `eval_count` (absent when Ollama reused a cache). */
-export function ollamaUsage(body: Json): Usage {
-  const prompt = typeof body.prompt_eval_count === "number" ? body.prompt_eval_count : 0;
-  const completion = typeof body.eval_count === "number" ? body.eval_count : 0;
-  return {
-    prompt_tokens: prompt,
-    completion_tokens: completion,
-    total_tokens: prompt + completion,
-  };
+/**
+ * Token counts from `prompt_eval_count` and `eval_count` (Ollama leaves the first out when it
+ * reused a cached prompt, which counts as 0). Counts that are not sane whole numbers make the
+ * usage unknown (null), so the gateway falls back to its estimate.
+ */
+export function ollamaUsage(body: Json): Usage | null {
+  return usageFromCounts(body.prompt_eval_count ?? 0, body.eval_count ?? 0);
 }
 
 /** `done_reason` -> `finish_reason`; a message with tool calls finishes with `tool_calls`. */
@@ -50,9 +49,11 @@ export function fromOllamaChat(body: Json, requestId: string, now: () => number)
   const toolCalls = toOpenAiToolCalls(message.tool_calls, requestId).map(({ index: _, ...call }) =>
     call
   );
+  const text = typeof message.content === "string" ? message.content : "";
+  // OpenAI sends null content beside tool calls; some clients print an empty part for "".
   const out: Json = {
     role: "assistant",
-    content: typeof message.content === "string" ? message.content : "",
+    content: text === "" && toolCalls.length > 0 ? null : text,
   };
   if (toolCalls.length > 0) out.tool_calls = toolCalls;
   if (typeof message.thinking === "string" && message.thinking) {
@@ -69,8 +70,13 @@ export function fromOllamaChat(body: Json, requestId: string, now: () => number)
       logprobs: null,
       finish_reason: finishReason(body.done_reason, toolCalls.length > 0),
     }],
-    usage: ollamaUsage(body),
+    ...usageField(ollamaUsage(body)),
   };
+}
+
+/** `{ usage }` when the usage is known, else nothing (an unknown count is not shown as 0). */
+function usageField(usage: Usage | null): Json {
+  return usage ? { usage } : {};
 }
 
 /** Ollama `/api/generate` answer -> OpenAI `text_completion`. */
@@ -86,7 +92,7 @@ export function fromOllamaGenerate(body: Json, requestId: string, now: () => num
       logprobs: null,
       finish_reason: finishReason(body.done_reason, false),
     }],
-    usage: ollamaUsage(body),
+    ...usageField(ollamaUsage(body)),
   };
 }
 
@@ -98,6 +104,8 @@ export function fromOllamaEmbed(body: Json, model: unknown): Json {
     object: "list",
     data: embeddings.map((embedding, index) => ({ object: "embedding", index, embedding })),
     model: body.model ?? model,
-    usage: { prompt_tokens: usage.prompt_tokens, total_tokens: usage.prompt_tokens },
+    ...(usage
+      ? { usage: { prompt_tokens: usage.prompt_tokens, total_tokens: usage.prompt_tokens } }
+      : {}),
   };
 }

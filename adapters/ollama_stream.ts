@@ -37,7 +37,14 @@ export function ollamaToSse(options: OllamaStreamOptions): TransformStream<Uint8
     first = false;
     return {
       index: 0,
-      delta: { ...role, ...delta, ...(content || !finish ? { content } : {}) },
+      // Beside tool calls OpenAI sends null content, not "".
+      delta: {
+        ...role,
+        ...delta,
+        ...(content || !finish
+          ? { content: content === "" && delta.tool_calls ? null : content }
+          : {}),
+      },
       logprobs: null,
       finish_reason: finish,
     };
@@ -78,7 +85,8 @@ export function ollamaToSse(options: OllamaStreamOptions): TransformStream<Uint8
     if (body.done === true) {
       finished = true;
       controller.enqueue(chunk([choice("", finishReason(body.done_reason, toolCalls > 0))]));
-      controller.enqueue(chunk([], { usage: ollamaUsage(body) }));
+      const usage = ollamaUsage(body);
+      if (usage) controller.enqueue(chunk([], { usage }));
       controller.enqueue(SSE_DONE);
     }
   };

@@ -1,4 +1,5 @@
 /** Adapters for servers that already speak OpenAI's API: OpenAI, vLLM, llama.cpp and third parties. */
+import { readOpenAiUsage } from "../src/usage/counts.ts";
 import { callUpstream, readUpstreamJson } from "./http.ts";
 import type {
   Adapter,
@@ -9,7 +10,6 @@ import type {
   BackendConfig,
   Endpoint,
   UpstreamModel,
-  Usage,
 } from "./types.ts";
 
 const PATHS: Record<Endpoint, string> = {
@@ -34,7 +34,7 @@ function openAiCompatible(versionPrefix: string): AdapterFactory {
           method: "GET",
           signal,
         });
-        const body = await readUpstreamJson(config, response);
+        const body = await readUpstreamJson(deps, config, response, signal);
         const data = Array.isArray(body.data) ? body.data : [];
         return data.flatMap((item: unknown) => {
           const entry = item as Record<string, unknown> | null;
@@ -54,8 +54,13 @@ function openAiCompatible(versionPrefix: string): AdapterFactory {
         if (request.stream && type.includes("text/event-stream") && response.body) {
           return { kind: "stream", status: response.status, stream: response.body };
         }
-        const json = await readUpstreamJson(config, response);
-        return { kind: "json", status: response.status, body: json, usage: readUsage(json.usage) };
+        const json = await readUpstreamJson(deps, config, response, request.signal);
+        return {
+          kind: "json",
+          status: response.status,
+          body: json,
+          usage: readOpenAiUsage(json.usage),
+        };
       },
     };
   };
@@ -67,23 +72,6 @@ function withUsageInStream(body: Record<string, unknown>): Record<string, unknow
     ? body.stream_options as Record<string, unknown>
     : {};
   return { ...body, stream_options: { ...options, include_usage: true } };
-}
-
-/** Reads OpenAI's `usage` object; anything malformed counts as absent. */
-export function readUsage(value: unknown): Usage | null {
-  if (!value || typeof value !== "object") return null;
-  const usage = value as Record<string, unknown>;
-  const prompt = toCount(usage.prompt_tokens);
-  const completion = toCount(usage.completion_tokens);
-  if (prompt === null && completion === null) return null;
-  const total = toCount(usage.total_tokens) ?? (prompt ?? 0) + (completion ?? 0);
-  return { prompt_tokens: prompt ?? 0, completion_tokens: completion ?? 0, total_tokens: total };
-}
-
-function toCount(value: unknown): number | null {
-  return typeof value === "number" && Number.isFinite(value) && value >= 0
-    ? Math.floor(value)
-    : null;
 }
 
 /** OpenAI itself: base URL includes `/v1`. */

@@ -93,6 +93,10 @@ export interface Adapter {
 /** What adapters get from the gateway: injected so tests and benchmarks can swap them. */
 export interface AdapterDeps {
   fetch: typeof fetch;
+  /** Largest non-streamed answer read from a backend, after decompression. */
+  maxResponseBytes: number;
+  /** Removes every backend address and credential from text a client will see. */
+  redact: (text: string) => string;
 }
 
 /** Builds an adapter for one configured backend. */

@@ -10,7 +10,10 @@ import { GatewayError, toGatewayError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import type { PendingWork } from "./pending.ts";
-import { ipAllowlist, modelAllowed } from "./pipeline/access.ts";
+import { chatCodec } from "./formats/chat.ts";
+import { completionsCodec } from "./formats/completions.ts";
+import { embeddingsCodec } from "./formats/embeddings.ts";
+import { ipAllowlist, modelAllowed, modelNotAllowed } from "./pipeline/access.ts";
 import { apiKeyAuth } from "./pipeline/auth.ts";
 import { rateLimit } from "./pipeline/rate_limit.ts";
 import type { RateLimiter } from "./ratelimit/types.ts";
@@ -19,7 +22,7 @@ import { jsonBody } from "./pipeline/json_body.ts";
 import type { KeyDirectory } from "./pipeline/key_directory.ts";
 import { createAdmission } from "./pipeline/quota.ts";
 import { exchange } from "./proxy/exchange.ts";
-import { proxyEndpoint } from "./proxy/handlers.ts";
+import { type ProxyDeps, proxyEndpoint } from "./proxy/handlers.ts";
 import { describeMe } from "./proxy/me.ts";
 import { getModel, listModels } from "./proxy/models.ts";
 import { describeRequestMetrics, observeRequests } from "./proxy/observe.ts";
@@ -49,6 +52,13 @@ export interface AppDeps {
   stop?: AbortSignal;
 }
 
+/** The detail an upstream error keeps for the log: the backend's status and raw body. */
+function isUpstreamDetail(
+  cause: unknown,
+): cause is { status: number; body: string; backend: string } {
+  return typeof cause === "object" && cause !== null && "backend" in cause && "body" in cause;
+}
+
 /** Builds the gateway's Hono app. */
 export function createApp(deps: AppDeps): Hono<GatewayEnv> {
   const now = deps.now ?? Date.now;
@@ -66,6 +76,12 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
         status: error.status,
         error: error.message,
         cause: error.cause instanceof Error ? error.cause.message : error.cause,
+      });
+    } else if (isUpstreamDetail(error.cause)) {
+      // A backend's own refusal: the client saw a redacted message; the raw one is kept here.
+      log.warn("backend refused the request", {
+        request_id: c.get("exchange")?.requestId,
+        ...error.cause,
       });
     }
     metrics.inc("modelgate_errors_total", { status: String(error.status), code: error.code ?? "" });
@@ -122,28 +138,34 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
   v1.get("/models/:model{.+}", getModel(registry, mayUse));
   v1.get("/me", describeMe(deps.keys, deps.broker, now));
   const body = jsonBody(config.server.maxBodyBytes);
-  const proxyDeps = {
+  const proxyDeps: ProxyDeps = {
     registry,
     now,
     log,
     pending,
     stop: deps.stop,
     stats,
-    defaultModel: (c: { get(key: "key"): GatewayEnv["Variables"]["key"] }) =>
-      c.get("key").default_model,
+    defaultMaxTokens: config.quota.defaultMaxTokens,
+    maxEventBytes: config.server.maxStreamEventBytes,
+    // A model outside the key's list is refused alike whether it exists or not.
+    checkAccess(c, requested, canonical) {
+      const key = c.get("key");
+      if (!modelAllowed(key, requested) && !modelAllowed(key, canonical)) {
+        throw modelNotAllowed(requested);
+      }
+    },
     beforeSend: createAdmission({
       broker: deps.broker,
       ledger: deps.ledger,
       now,
       log,
       metrics,
-      defaultMaxTokens: config.quota.defaultMaxTokens,
       prices: config.models,
     }),
   };
-  v1.post("/chat/completions", body, proxyEndpoint("chat", proxyDeps));
-  v1.post("/completions", body, proxyEndpoint("completions", proxyDeps));
-  v1.post("/embeddings", body, proxyEndpoint("embeddings", proxyDeps));
+  v1.post("/chat/completions", body, proxyEndpoint(chatCodec, proxyDeps));
+  v1.post("/completions", body, proxyEndpoint(completionsCodec, proxyDeps));
+  v1.post("/embeddings", body, proxyEndpoint(embeddingsCodec, proxyDeps));
   app.route("/v1", v1);
 
   const admin = new Hono<GatewayEnv>();

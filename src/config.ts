@@ -3,7 +3,8 @@ import { parse as parseYaml } from "yaml";
 import type { BackendConfig, BackendType, Timeouts } from "../adapters/types.ts";
 import { ConfigError, substituteEnv } from "./config_env.ts";
 import { Section } from "./config_read.ts";
-import { type KeyDefaults, LIMIT_FIELDS } from "./store/model.ts";
+import { type KeyDefaults, type KeyLimits, LIMIT_FIELDS } from "./store/model.ts";
+import { minimumOf } from "./store/validate_key.ts";
 
 export { ConfigError } from "./config_env.ts";
 
@@ -27,8 +28,14 @@ export interface Config {
     tls: { certFile: string; keyFile: string } | null;
     trustedProxies: string[];
     maxBodyBytes: number;
+    /** Largest non-streamed answer read from a backend (after decompression). */
+    maxResponseBytes: number;
+    /** Longest event (or line) of a streamed answer from a backend. */
+    maxStreamEventBytes: number;
     /** How long a stop waits for in-flight requests before ending them. */
     shutdownTimeoutMs: number;
+    /** Browser origins allowed to call /v1 and /api (exact `scheme://host[:port]`). */
+    corsOrigins: string[];
   };
   admin: { apiKey: string | null };
   storage: { kv: string; usageRetentionDays: number };
@@ -143,7 +150,17 @@ export async function loadConfig(
 }
 
 function readServer(s: Section): Config["server"] {
-  s.only(["host", "port", "tls", "trusted_proxies", "max_body_bytes", "shutdown_timeout_ms"]);
+  s.only([
+    "host",
+    "port",
+    "tls",
+    "trusted_proxies",
+    "max_body_bytes",
+    "max_response_bytes",
+    "max_stream_event_bytes",
+    "shutdown_timeout_ms",
+    "cors",
+  ]);
   const tls = s.section("tls").only(["cert_file", "key_file"]);
   const certFile = tls.string("cert_file");
   const keyFile = tls.string("key_file");
@@ -155,9 +172,36 @@ function readServer(s: Section): Config["server"] {
     port: s.number("port", { min: 0, max: 65_535 }) ?? 8080,
     tls: certFile && keyFile ? { certFile, keyFile } : null,
     trustedProxies: s.strings("trusted_proxies") ?? [],
-    maxBodyBytes: s.number("max_body_bytes", { min: 1024, max: 1 << 30 }) ?? 10 * 1024 * 1024,
+    maxBodyBytes: s.number("max_body_bytes", { min: 1024, max: 1 << 30 }) ?? 10 * MIB,
+    maxResponseBytes: s.number("max_response_bytes", { min: 1024, max: 1 << 30 }) ?? 64 * MIB,
+    maxStreamEventBytes: s.number("max_stream_event_bytes", { min: 1024, max: 1 << 30 }) ??
+      8 * MIB,
     shutdownTimeoutMs: s.number("shutdown_timeout_ms", { min: 0, max: 3_600_000 }) ?? 25_000,
+    corsOrigins: readCorsOrigins(s.section("cors")),
   };
+}
+
+const MIB = 1024 * 1024;
+
+/** Exact origins only: a wildcard would let every web page spend a key a browser holds. */
+function readCorsOrigins(s: Section): string[] {
+  s.only(["allowed_origins"]);
+  const origins = s.strings("allowed_origins") ?? [];
+  return origins.map((origin, index) => {
+    let url: URL | null = null;
+    try {
+      url = new URL(origin);
+    } catch {
+      // Reported below.
+    }
+    if (!url || (url.protocol !== "http:" && url.protocol !== "https:") || url.origin !== origin) {
+      throw new ConfigError(
+        `${s.at("allowed_origins")}[${index}]`,
+        'expected an origin such as "https://app.example.com" (no path, no wildcard)',
+      );
+    }
+    return origin;
+  });
 }
 
 function readStorage(s: Section): Config["storage"] {
@@ -179,7 +223,8 @@ function readRedis(s: Section): Config["redis"] {
 
 function readDefaults(s: Section): KeyDefaults {
   s.only([...LIMIT_FIELDS, "allowed_models", "allowed_ips"]);
-  const read = (key: string) => s.number(key, { min: 0, max: Number.MAX_SAFE_INTEGER }) ?? null;
+  const read = (key: keyof KeyLimits) =>
+    s.number(key, { min: minimumOf(key), max: Number.MAX_SAFE_INTEGER }) ?? null;
   return {
     quota_tokens: read("quota_tokens"),
     daily_tokens: read("daily_tokens"),

@@ -1,5 +1,6 @@
 /** What the middleware chain learns about one request, typed for Hono's context. */
-import type { Endpoint, Usage } from "../adapters/types.ts";
+import type { Usage } from "../adapters/types.ts";
+import type { FormatName } from "./formats/types.ts";
 import type { IpBytes } from "./net/ip.ts";
 import type { KeyRecord } from "./store/model.ts";
 
@@ -9,10 +10,16 @@ export type Outcome = "completed" | "client_cancelled" | "upstream_error" | "tim
 /** Everything known about a finished request: the input of quota settlement and the ledger. */
 export interface Completion {
   requestId: string;
-  /** Null for requests that never reached a proxied endpoint (e.g. refused by validation). */
-  endpoint: Endpoint | null;
-  /** The model name the client used. */
+  /** The client's wire format; null for requests that never reached a proxied endpoint. */
+  endpoint: FormatName | null;
+  /** The model that served the request (after aliases and fallbacks), or the one asked for. */
   model: string;
+  /** The model name the client used. */
+  requestedModel: string;
+  /** Backends tried for this request (0 when none was reached). */
+  attempts: number;
+  /** Time spent waiting for a free backend slot, in ms. */
+  queuedMs: number;
   /** The backend that served it, or null when none was reached. */
   backend: string | null;
   stream: boolean;
@@ -34,9 +41,14 @@ export interface Exchange {
   requestId: string;
   /** `now()` when the request arrived, in ms. */
   startedAt: number;
-  endpoint: Endpoint | null;
+  endpoint: FormatName | null;
+  /** The model name the client used. */
   model: string | null;
+  /** The model that serves it, once routed. */
+  servedModel: string | null;
   backend: string | null;
+  attempts: number;
+  queuedMs: number;
   stream: boolean;
   /** A streamed response is being sent; its meter finishes the exchange. */
   streaming: boolean;

@@ -1,5 +1,6 @@
 /** Starts the gateway: config -> KV -> adapters -> registry -> app -> Deno.serve; stops it cleanly. */
 import { createAdapter } from "../adapters/mod.ts";
+import { createRedactor } from "../adapters/redact.ts";
 import { resolveAdminKeyHash } from "./admin_key.ts";
 import { createApp } from "./app.ts";
 import type { Config } from "./config.ts";
@@ -53,7 +54,12 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   await directory.start();
   const adminKeyHash = await resolveAdminKeyHash(kv, config.admin.apiKey, log, options.print);
   const fetchFn = options.fetch ?? fetch;
-  const adapters = config.backends.map((backend) => createAdapter(backend, { fetch: fetchFn }));
+  const adapterDeps = {
+    fetch: fetchFn,
+    maxResponseBytes: config.server.maxResponseBytes,
+    redact: createRedactor(config.backends),
+  };
+  const adapters = config.backends.map((backend) => createAdapter(backend, adapterDeps));
   const registry = new ModelRegistry({ adapters, policies: config.models, log });
   await registry.start(config.discovery.intervalSeconds);
   const pending = new PendingWork();

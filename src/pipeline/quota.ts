@@ -9,8 +9,6 @@ import type { Admission } from "../proxy/handlers.ts";
 import type { Ledger } from "../store/ledger.ts";
 import type { QuotaBroker, QuotaRefusal, Reservation } from "../store/quota_broker.ts";
 import type { KeyRecord, UsageRecord } from "../store/model.ts";
-import { estimatePromptTokens } from "../usage/estimate.ts";
-import { modelAllowed, modelNotAllowed } from "./access.ts";
 
 /** Options for {@linkcode createAdmission}. */
 export interface AdmissionOptions {
@@ -19,8 +17,6 @@ export interface AdmissionOptions {
   now: () => number;
   log: Logger;
   metrics: Metrics;
-  /** Tokens reserved for the answer when a request sets no `max_tokens`. */
-  defaultMaxTokens: number;
   prices: Record<string, ModelPolicy>;
 }
 
@@ -31,19 +27,15 @@ const REFUSALS: Record<QuotaRefusal, string> = {
 };
 
 /**
- * The `beforeSend` step of the proxy: checks the model against the key, reserves the estimate
- * (prompt estimate plus `max_tokens`, or the configured cap), and registers the finisher that
- * settles the reservation from real usage and writes the ledger record in one atomic operation.
+ * The `beforeSend` step of the proxy: reserves what the request may use (its format's estimate:
+ * prompt plus every answer's `max_tokens`, or the configured cap per answer) and registers the
+ * finisher that settles the reservation from real usage and queues the ledger record. At least
+ * one token is reserved, so a key at or over its quota is refused whatever it asks.
  */
 export function createAdmission(options: AdmissionOptions) {
   return async function admit(c: Context<GatewayEnv>, admission: Admission): Promise<void> {
     const key = c.get("key");
-    const { request, route, endpoint, body } = admission;
-    if (!modelAllowed(key, request.model) && !modelAllowed(key, route.model)) {
-      throw modelNotAllowed(request.model);
-    }
-    const answer = endpoint === "embeddings" ? 0 : request.maxTokens ?? options.defaultMaxTokens;
-    const estimate = estimatePromptTokens(endpoint, body) + answer;
+    const estimate = Math.max(1, admission.request.reserveTokens);
     const result = await options.broker.reserve(key, estimate);
     if (!result.ok) {
       options.metrics.inc("modelgate_quota_refusals_total", { reason: result.reason });
@@ -71,6 +63,7 @@ function settle(
     key_id: key.id,
     key_group: key.group,
     model: done.model,
+    requested_model: done.requestedModel,
     backend: done.backend ?? "",
     endpoint: done.endpoint ?? "chat",
     stream: done.stream,
@@ -85,6 +78,8 @@ function settle(
     cost: (done.usage.prompt_tokens * price.input + done.usage.completion_tokens * price.output) /
       1_000_000,
     usage_reported: done.usageReported,
+    attempts: done.attempts,
+    queued_ms: Math.round(done.queuedMs),
   };
   options.broker.settle(reservation, record.total_tokens);
   options.ledger.record(record);

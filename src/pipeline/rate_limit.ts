@@ -40,6 +40,15 @@ export function rateLimit(limiter: RateLimiter, metrics: Metrics): MiddlewareHan
   metrics.describe("modelgate_rate_limited_total", "Requests refused by rate limits, by reason");
   return async function applyRateLimit(c, next) {
     const key = c.get("key");
+    // Keys stored before rates of 0 were refused at creation: such a key admits nothing.
+    if (key.rpm === 0 || key.burst === 0 || key.tpm === 0 || key.max_concurrency === 0) {
+      throw new GatewayError("This key's rate limits admit no requests (a limit of 0 is set)", {
+        status: 429,
+        type: "rate_limit_error",
+        code: "rate_limit_exceeded",
+        headers: { "retry-after": "60", "retry-after-ms": "60000" },
+      });
+    }
     const decision = await limiter.admit(key.id, {
       rpm: key.rpm,
       burst: key.burst,

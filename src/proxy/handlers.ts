@@ -1,16 +1,18 @@
-/** Handlers for /v1/*: validate, route, call the adapter, meter the answer. Thin on purpose. */
+/**
+ * The handler of every proxied endpoint, whatever its wire format: the format's codec parses the
+ * request, the key's access and quota are checked, the request is routed and sent, and a stream
+ * is metered on its way to the client. Thin on purpose: each step lives in its own module.
+ */
 import type { Context, Handler } from "hono";
-import type { Endpoint, Usage } from "../../adapters/types.ts";
+import type { Usage } from "../../adapters/types.ts";
 import type { GatewayEnv } from "../context.ts";
+import type { Codec, ParsedRequest } from "../formats/types.ts";
 import type { Logger } from "../log.ts";
-import type { ModelRegistry } from "../routing/registry.ts";
-import { estimatePromptTokens } from "../usage/estimate.ts";
-import { meterStream, type StreamSummary } from "../usage/meter.ts";
-import { type ExchangeOptions, finish, finishExchange } from "./exchange.ts";
-import { type ProxyRequest, validateBody } from "./validate.ts";
 import type { PendingWork } from "../pending.ts";
 import type { BackendStats } from "../routing/backend_stats.ts";
-import type { Route } from "../routing/registry.ts";
+import type { ModelRegistry, Route } from "../routing/registry.ts";
+import { meterStream, type StreamSummary } from "../usage/meter.ts";
+import { type ExchangeOptions, finish, finishExchange } from "./exchange.ts";
 
 /** What the proxy handlers need. */
 export interface ProxyDeps {
@@ -22,74 +24,84 @@ export interface ProxyDeps {
   stats?: BackendStats;
   /** Aborted when shutdown stops waiting: ends open streams and upstream waits cleanly. */
   stop?: AbortSignal;
-  /** Model used when a request names none (a key's default model). */
-  defaultModel?: (c: Context<GatewayEnv>) => string | null;
+  /** Answer tokens reserved per answer when a request sets no limit. */
+  defaultMaxTokens: number;
+  /** Longest event of a streamed answer, in bytes. */
+  maxEventBytes?: number;
   /**
-   * Runs after validation and routing, before the backend is called: access checks and quota
-   * reservation. It throws to refuse; what it acquires it releases through an exchange finisher.
+   * Checks the key may use the model, before anything reveals whether the model exists: gets the
+   * name sent and the canonical name it stands for. Throws to refuse.
+   */
+  checkAccess?: (c: Context<GatewayEnv>, requested: string, canonical: string) => void;
+  /**
+   * Runs after routing, before the backend is called: quota reservation. It throws to refuse;
+   * what it acquires it releases through an exchange finisher.
    */
   beforeSend?: (c: Context<GatewayEnv>, admission: Admission) => Promise<void> | void;
 }
 
 /** What the pipeline knows about a request about to be sent. */
 export interface Admission {
-  endpoint: Endpoint;
-  request: ProxyRequest;
-  body: Record<string, unknown>;
+  codec: Codec;
+  request: ParsedRequest;
   route: Route;
 }
 
-const SSE_HEADERS = {
-  "content-type": "text/event-stream; charset=utf-8",
-  "cache-control": "no-cache",
-  "x-accel-buffering": "no",
-};
-
 /** The handler of one proxied endpoint. */
-export function proxyEndpoint(endpoint: Endpoint, deps: ProxyDeps): Handler<GatewayEnv> {
+export function proxyEndpoint<P extends ParsedRequest>(
+  codec: Codec<P>,
+  deps: ProxyDeps,
+): Handler<GatewayEnv> {
   const options: ExchangeOptions = { now: deps.now, log: deps.log, pending: deps.pending };
   return async function proxy(c) {
-    const body = c.get("body");
     const ex = c.get("exchange");
-    const request = validateBody(endpoint, body, deps.defaultModel?.(c) ?? null);
-    ex.endpoint = endpoint;
+    const request = codec.parse(c.get("body"), {
+      fallbackModel: c.get("key").default_model,
+      defaultMaxTokens: deps.defaultMaxTokens,
+    });
+    ex.endpoint = codec.name;
     ex.model = request.model;
     ex.stream = request.stream;
+    deps.checkAccess?.(c, request.model, deps.registry.canonical(request.model));
     const route = deps.registry.resolve(request.model);
-    await deps.beforeSend?.(c, { endpoint, request, body, route });
+    ex.servedModel = route.model;
+    await deps.beforeSend?.(c, { codec, request, route });
     // From here on the request counts as sent: it gets a ledger record whatever happens.
     const backend = route.adapter.config.name;
     ex.backend = backend;
+    ex.attempts = 1;
     if (deps.stats) {
       const stats = deps.stats;
       stats.start(backend);
       ex.finishers.push((done) => stats.end(backend, done.latencyMs, done.outcome !== "completed"));
     }
-    const result = await route.adapter.send({
-      endpoint,
-      body: { ...body, model: route.upstreamModel },
-      stream: request.stream,
+    const answer = await codec.send(route.adapter, request, {
+      upstreamModel: route.upstreamModel,
       signal: deps.stop ? AbortSignal.any([c.req.raw.signal, deps.stop]) : c.req.raw.signal,
       requestId: ex.requestId,
+      now: deps.now,
     });
-    if (result.kind === "json") {
+    if (answer.kind === "json") {
       finish(c, options, {
-        status: result.status,
+        status: answer.status,
         outcome: "completed",
-        usage: result.usage ?? estimateUsage(endpoint, body, 0),
-        usageReported: result.usage !== null,
+        usage: answer.usage ?? estimated(request.promptTokens, codec.answerTokens(answer.body)),
+        usageReported: answer.usage !== null,
       });
-      return c.json(result.body, result.status as 200);
+      return c.json(answer.body, answer.status as 200);
     }
     ex.streaming = true;
     // The meter outlives this handler: it keeps numbers, not the request, its body or context.
-    const promptEstimate = estimatePromptTokens(endpoint, body);
     const clientIp = c.get("clientIp") ?? "unknown";
     const log = deps.log;
-    const status = result.status;
-    const stream = meterStream(result.stream, {
-      stripUsage: !request.includeUsage,
+    const status = answer.status;
+    const promptTokens = request.promptTokens;
+    const stream = meterStream(answer.stream, {
+      framing: codec.framing,
+      inspect: codec.inspector(request),
+      errorEvent: codec.errorEvent,
       idleMs: route.adapter.config.timeouts.idleMs,
+      maxEventBytes: deps.maxEventBytes,
       stop: deps.stop,
       now: deps.now,
       startedAt: ex.startedAt,
@@ -105,24 +117,25 @@ export function proxyEndpoint(endpoint: Endpoint, deps: ProxyDeps): Handler<Gate
         finishExchange(ex, clientIp, options, {
           status,
           outcome: summary.outcome,
-          usage: summary.usage ?? usageFrom(promptEstimate, summary.choiceEvents),
+          usage: summary.usage ?? estimated(promptTokens, summary.outputEvents),
           usageReported: summary.usage !== null,
           ttftMs: summary.ttftMs,
         });
       },
     });
-    return new Response(stream, {
-      status: result.status,
-      headers: { ...SSE_HEADERS, "x-request-id": ex.requestId },
-    });
+    // Set on the context, so the x-ratelimit-* and x-request-id headers set earlier go too.
+    c.header("content-type", codec.streamType);
+    c.header("cache-control", "no-cache");
+    c.header("x-accel-buffering", "no");
+    return c.body(stream, status as 200);
   };
 }
 
-/** Usage for an answer whose backend never reported it: estimated prompt, counted chunks. */
-function estimateUsage(endpoint: Endpoint, body: Record<string, unknown>, chunks: number): Usage {
-  return usageFrom(estimatePromptTokens(endpoint, body), chunks);
-}
-
-function usageFrom(prompt: number, chunks: number): Usage {
-  return { prompt_tokens: prompt, completion_tokens: chunks, total_tokens: prompt + chunks };
+/** Usage for an answer whose backend never reported it: estimated prompt, counted answer. */
+function estimated(prompt: number, completion: number): Usage {
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+  };
 }

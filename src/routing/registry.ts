@@ -119,12 +119,14 @@ export class ModelRegistry {
     const candidates = [model, ...(this.#policies[model]?.fallbacks ?? [])];
     let known = false;
     for (const name of candidates) {
-      const served = this.#served.get(this.canonical(name));
+      // A fallback may name an alias: the backend is sent the model it stands for.
+      const target = this.canonical(name);
+      const served = this.#served.get(target);
       if (!served || served.length === 0) continue;
       known = true;
       const usable = served.filter((s) => s.adapter.config.weight > 0);
       const chosen = this.#pick(usable);
-      if (chosen) return { adapter: chosen.adapter, upstreamModel: name, model: name };
+      if (chosen) return { adapter: chosen.adapter, upstreamModel: target, model: target };
     }
     if (known) throw noBackendAvailable(requested);
     throw modelNotFound(requested);

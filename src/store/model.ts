@@ -1,5 +1,5 @@
 /** The records ModelGate keeps: API keys, usage records, audit entries. */
-import type { Endpoint } from "../../adapters/types.ts";
+import type { FormatName } from "../formats/types.ts";
 import type { Outcome } from "../context.ts";
 
 /** Limits a key carries; null means unlimited. */
@@ -95,9 +95,13 @@ export interface UsageRecord {
   time: string;
   key_id: string;
   key_group: string;
+  /** The model that served the request (after aliases and fallbacks): what it is priced by. */
   model: string;
+  /** The model name the client sent. */
+  requested_model: string;
   backend: string;
-  endpoint: Endpoint;
+  /** The client's wire format. */
+  endpoint: FormatName;
   stream: boolean;
   status: number;
   outcome: Outcome;
@@ -110,6 +114,10 @@ export interface UsageRecord {
   cost: number;
   /** False when the backend never reported usage and the tokens are estimated. */
   usage_reported: boolean;
+  /** Backends tried (more than 1 after a failover). */
+  attempts: number;
+  /** Time spent waiting for a free backend slot, in ms. */
+  queued_ms: number;
 }
 
 /** One row of an aggregate report. */

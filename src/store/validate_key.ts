@@ -1,7 +1,7 @@
 /** Validation of key fields from the admin API; every error names the field. */
 import { invalidRequest } from "../errors.ts";
 import { parseRange } from "../net/ip.ts";
-import { type KeyFields, LIMIT_FIELDS } from "./model.ts";
+import { type KeyFields, type KeyLimits, LIMIT_FIELDS } from "./model.ts";
 
 const ALLOWED = new Set<string>([
   ...LIMIT_FIELDS,
@@ -40,11 +40,12 @@ export function validateKeyFields(input: unknown, requireName: boolean): KeyFiel
   for (const field of LIMIT_FIELDS) {
     const value = body[field];
     if (value === undefined) continue;
+    const min = minimumOf(field);
     if (
-      value !== null && (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0)
+      value !== null && (typeof value !== "number" || !Number.isSafeInteger(value) || value < min)
     ) {
       throw invalidRequest(
-        "Field must be a whole number of at least 0, or null for unlimited",
+        `Field must be a whole number of at least ${min}, or null for unlimited`,
         field,
       );
     }
@@ -81,6 +82,16 @@ export function validateKeyFields(input: unknown, requireName: boolean): KeyFiel
   if (body.metadata !== undefined) out.metadata = metadata(body.metadata);
   return out;
 }
+
+/**
+ * Budgets may be 0 (nothing left to spend); a rate of 0 would refuse every request for ever with
+ * no time to wait, so rates start at 1 (disable the key to stop it).
+ */
+export function minimumOf(field: keyof KeyLimits): number {
+  return RATE_FIELDS.has(field) ? 1 : 0;
+}
+
+const RATE_FIELDS = new Set<keyof KeyLimits>(["rpm", "burst", "tpm", "max_concurrency"]);
 
 function stringList(value: unknown, field: string): string[] {
   if (

@@ -23,3 +23,10 @@ export function usageFromCounts(prompt: unknown, completion: unknown): Usage | n
   if (p === null || c === null) return null;
   return { prompt_tokens: p, completion_tokens: c, total_tokens: p + c };
 }
+
+/** OpenAI's `usage` object (chat, completions, embeddings); anything insane counts as absent. */
+export function readOpenAiUsage(value: unknown): Usage | null {
+  if (!value || typeof value !== "object") return null;
+  const usage = value as Record<string, unknown>;
+  return usageFromCounts(usage.prompt_tokens, usage.completion_tokens);
+}

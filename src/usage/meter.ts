@@ -1,8 +1,17 @@
-/** The stream meter: passes OpenAI SSE through event by event and learns usage on the way. */
-import { readUsage } from "../../adapters/openai_compat.ts";
+/**
+ * The stream meter: forwards a streamed answer to the client as it arrives and learns, on the way,
+ * what the request used. It knows no wire format: the format's inspector reads each event, and
+ * the framing (SSE or NDJSON) says where events end.
+ *
+ * It is pulled by the client, so backpressure holds: a client that does not read leaves the
+ * backend unread. Nothing is kept beyond the event being completed; chunks made only of whole
+ * events that pass unchanged are forwarded as the very bytes that arrived. A backend that fails,
+ * stalls for `idleMs`, sends an over-long event or an error event of its own ends the stream with
+ * one error event of the client's format (never the backend's own text).
+ */
 import type { Usage } from "../../adapters/types.ts";
-import { LineSplitter } from "../lines.ts";
-import { sseEvent } from "../sse.ts";
+import type { Framing, Inspector } from "../formats/types.ts";
+import { LineSplitter, LineTooLongError, MAX_LINE_BYTES } from "../lines.ts";
 
 /** How a stream ended. */
 export type StreamOutcome =
@@ -17,109 +26,137 @@ export interface StreamSummary {
   outcome: StreamOutcome;
   /** Usage the backend reported, or null when the stream ended before it did. */
   usage: Usage | null;
-  /** Events that carried choices: a lower bound on completion tokens when usage is missing. */
-  choiceEvents: number;
-  /** Milliseconds from the meter's start to the first event with choices. */
+  /** Events that carried output: a lower bound on completion tokens when usage is missing. */
+  outputEvents: number;
+  /** Milliseconds from the request's start to the first event with output. */
   ttftMs: number | null;
 }
 
 /** Options for {@linkcode meterStream}. */
 export interface MeterOptions {
-  /** Drop the usage-only chunk (and `usage` fields) the client did not ask for. */
-  stripUsage: boolean;
-  /** Longest wait for the next upstream chunk. */
+  framing: Framing;
+  inspect: Inspector;
+  /** One complete error event of the client's format. */
+  errorEvent: (code: string, message: string) => Uint8Array;
+  /** Longest wait for the next upstream chunk while the client is waiting. */
   idleMs: number;
-  /** Time source in ms; the start of the request for TTFT. */
+  /** Longest event (SSE) or line (NDJSON), in bytes. */
+  maxEventBytes?: number;
+  /** Time source in ms; `startedAt` is the start of the request, for TTFT. */
   now: () => number;
   startedAt: number;
   /** Called exactly once when the stream ends, whatever the reason. */
   onEnd: (summary: StreamSummary) => void;
   /** Aborted when the gateway stops waiting for open streams (shutdown deadline). */
   stop?: AbortSignal;
-  /** Called when the upstream failed or stalled, for logs. */
+  /** Called when the upstream failed, stalled or misbehaved, for logs. */
   onFault?: (outcome: StreamOutcome, cause: unknown) => void;
 }
 
 const encoder = new TextEncoder();
-const IDLE = Symbol("idle");
-const STOP = Symbol("stop");
-const EMPTY_CHOICES = /"choices"\s*:\s*\[\s*\]/;
 
-/**
- * Wraps an OpenAI SSE stream. It is pulled by the client, so backpressure holds and nothing is
- * buffered beyond the current event; a client that leaves cancels the upstream. An upstream error
- * or stall after the first byte becomes one `data: {"error":...}` event and the stream ends.
- */
+const FAULTS: Record<"timeout" | "error" | "upstream_error", [string, string]> = {
+  timeout: ["upstream_timeout", "The backend stopped sending before the response was complete"],
+  error: ["server_shutting_down", "The gateway is shutting down; the response is incomplete"],
+  upstream_error: ["upstream_error", "The backend failed before the response was complete"],
+};
+
+/** Wraps an upstream stream in the client's format; see the module comment. */
 export function meterStream(
   upstream: ReadableStream<Uint8Array>,
   options: MeterOptions,
 ): ReadableStream<Uint8Array> {
+  const maxEventBytes = options.maxEventBytes ?? MAX_LINE_BYTES;
   const reader = upstream.getReader();
-  const lines = new LineSplitter();
+  const lines = new LineSplitter(maxEventBytes);
+  const sse = options.framing === "sse";
   let event: string[] = [];
+  let eventSize = 0;
   let usage: Usage | null = null;
-  let choiceEvents = 0;
+  let outputEvents = 0;
   let ttftMs: number | null = null;
-  let sawDone = false;
-  let sawError = false;
   let ended = false;
+  /** Why the meter cancelled its own read (idle timer or shutdown), if it did. */
+  let interrupted: "timeout" | "error" | null = null;
 
-  // One listener per stream on the shared stop signal, removed when the stream ends.
-  let onStop = () => {};
-  const stopped = new Promise<typeof STOP>((resolve) => {
-    onStop = () => resolve(STOP);
-    if (options.stop?.aborted) resolve(STOP);
-    options.stop?.addEventListener("abort", onStop, { once: true });
-  });
+  // The idle timer watches only reads the client is waiting for, and is armed once per
+  // `idleMs` rather than once per chunk.
+  let readingSince: number | null = null;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const onTimer = () => {
+    timer = undefined;
+    if (readingSince === null || ended) return;
+    const waited = options.now() - readingSince;
+    if (waited >= options.idleMs) return interrupt("timeout");
+    timer = setTimeout(onTimer, options.idleMs - waited);
+  };
+  const interrupt = (why: "timeout" | "error") => {
+    interrupted ??= why;
+    reader.cancel(new Error(why === "timeout" ? "idle timeout" : "gateway stopping")).catch(
+      () => {},
+    );
+  };
+  const onStop = () => interrupt("error");
 
   const end = (outcome: StreamOutcome) => {
     if (ended) return;
     ended = true;
+    clearTimeout(timer);
     options.stop?.removeEventListener("abort", onStop);
-    options.onEnd({ outcome, usage, choiceEvents, ttftMs });
+    options.onEnd({ outcome, usage, outputEvents, ttftMs });
   };
 
-  /** Decides what one complete event becomes; returns the text to send or null to drop it. */
-  const handleEvent = (eventLines: string[]): string | null => {
-    const dataLines = eventLines.filter((line) => line.startsWith("data:"));
-    if (dataLines.length === 0) return eventLines.join("\n") + "\n\n";
-    const data = dataLines.map((line) => line.slice(line.charAt(5) === " " ? 6 : 5)).join("\n");
-    if (data === "[DONE]") {
-      sawDone = true;
-      return "data: [DONE]\n\n";
-    }
-    const hasChoices = data.includes('"choices"');
-    if (hasChoices && !EMPTY_CHOICES.test(data)) {
-      choiceEvents++;
+  /** What the meter decided about one stream so far. */
+  const state = { done: false, failed: false, changed: false };
+
+  /** Handles one complete event; returns its text to send (may be the original) or null. */
+  const handle = (eventLines: string[]): string | null => {
+    const data = sse ? dataOf(eventLines) : eventLines[0];
+    if (data === null) return eventText(eventLines, sse);
+    const verdict = options.inspect(data);
+    if (verdict.output) {
+      outputEvents++;
       ttftMs ??= options.now() - options.startedAt;
     }
-    const mayBeError = !hasChoices && data.includes('"error"');
-    if (!mayBeError && !data.includes('"usage"')) return eventLines.join("\n") + "\n\n";
-    let parsed: Record<string, unknown>;
-    try {
-      parsed = JSON.parse(data);
-    } catch {
-      return eventLines.join("\n") + "\n\n";
+    if (verdict.usage) usage = verdict.usage;
+    if (verdict.error) {
+      state.failed = true;
+      state.changed = true;
+      return null;
     }
-    if (mayBeError && (parsed.error !== undefined || parsed.object === "error")) sawError = true;
-    usage = readUsage(parsed.usage) ?? usage;
-    if (!options.stripUsage || parsed.usage === undefined) return eventLines.join("\n") + "\n\n";
-    if (Array.isArray(parsed.choices) && parsed.choices.length === 0) return null;
-    delete parsed.usage;
-    return `data: ${JSON.stringify(parsed)}\n\n`;
+    if (verdict.end) state.done = true;
+    if (verdict.replacement === undefined) return eventText(eventLines, sse);
+    state.changed = true;
+    if (verdict.replacement === null) return null;
+    if (!sse) return verdict.replacement + "\n";
+    const other = eventLines.filter((line) => !line.startsWith("data:"));
+    return [...other, `data: ${verdict.replacement}`].join("\n") + "\n\n";
   };
 
-  /** Turns raw lines into complete events to send. */
+  /** Turns lines into complete events; returns the text to send. */
   const consume = (rawLines: string[]): string => {
     let out = "";
     for (const line of rawLines) {
+      if (state.done || state.failed) break;
+      if (!sse) {
+        if (line.trim() === "") {
+          state.changed = true;
+          continue;
+        }
+        const text = handle([line]);
+        if (text !== null) out += text;
+        continue;
+      }
       if (line !== "") {
+        eventSize += line.length;
+        if (eventSize > maxEventBytes) throw new LineTooLongError(maxEventBytes);
         event.push(line);
         continue;
       }
       if (event.length === 0) continue;
-      const text = handleEvent(event);
+      const text = handle(event);
       event = [];
+      eventSize = 0;
       if (text !== null) out += text;
     }
     return out;
@@ -127,57 +164,68 @@ export function meterStream(
 
   const fail = (
     controller: ReadableStreamDefaultController<Uint8Array>,
-    outcome: StreamOutcome,
+    outcome: "timeout" | "error" | "upstream_error",
     cause: unknown,
   ) => {
     options.onFault?.(outcome, cause);
-    const [code, message] = outcome === "timeout"
-      ? ["upstream_timeout", "The backend stopped sending before the response was complete"]
-      : outcome === "error"
-      ? ["server_shutting_down", "The gateway is shutting down; the response is incomplete"]
-      : ["upstream_error", "The backend failed before the response was complete"];
-    controller.enqueue(sseEvent({ error: { message, type: "api_error", param: null, code } }));
+    const [code, message] = FAULTS[outcome];
+    controller.enqueue(options.errorEvent(code, message));
     controller.close();
     reader.cancel(cause).catch(() => {});
     end(outcome);
   };
 
+  const finish = (controller: ReadableStreamDefaultController<Uint8Array>) => {
+    controller.close();
+    // The end event was sent: a backend that keeps the connection open is not waited for.
+    reader.cancel().catch(() => {});
+    end("completed");
+  };
+
+  if (options.stop?.aborted) interrupted = "error";
+  options.stop?.addEventListener("abort", onStop, { once: true });
+
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       // Loop until there is something to send, so a dropped event does not end a pull empty.
       while (true) {
-        let result: ReadableStreamReadResult<Uint8Array> | typeof IDLE | typeof STOP;
-        let timer: ReturnType<typeof setTimeout> | undefined;
+        if (interrupted) return fail(controller, interrupted, new Error(interrupted));
+        readingSince = options.now();
+        timer ??= setTimeout(onTimer, options.idleMs);
+        let result: ReadableStreamReadResult<Uint8Array>;
         try {
-          result = await Promise.race([
-            reader.read(),
-            stopped,
-            new Promise<typeof IDLE>((resolve) => {
-              timer = setTimeout(() => resolve(IDLE), options.idleMs);
-            }),
-          ]);
+          result = await reader.read();
         } catch (err) {
-          return fail(controller, "upstream_error", err);
+          return fail(controller, interrupted ?? "upstream_error", err);
         } finally {
-          clearTimeout(timer);
+          readingSince = null;
         }
-        if (result === IDLE) return fail(controller, "timeout", new Error("idle timeout"));
-        if (result === STOP) return fail(controller, "error", new Error("gateway shutting down"));
-        if (result.done) {
-          const rest = lines.flush();
-          const tail = consume(rest === null ? [""] : [rest, ""]);
-          if (tail) controller.enqueue(encoder.encode(tail));
-          if (!sawDone && !sawError) {
-            return fail(controller, "upstream_error", new Error("stream ended without [DONE]"));
+        if (interrupted) return fail(controller, interrupted, new Error(interrupted));
+        // Whole events that pass unchanged are forwarded as the bytes that came.
+        const clean = event.length === 0 && lines.idle;
+        state.changed = false;
+        let text: string;
+        try {
+          if (result.done) {
+            const rest = lines.flush();
+            text = consume(rest === null ? [""] : [rest, ""]);
+          } else {
+            text = consume(lines.push(result.value));
           }
-          controller.close();
-          return end(sawError ? "upstream_error" : "completed");
+        } catch (err) {
+          // An over-long line or event: the backend is not speaking the format.
+          return fail(controller, "upstream_error", err);
         }
-        const text = consume(lines.push(result.value));
-        if (text) {
-          controller.enqueue(encoder.encode(text));
-          return;
+        // Same length as the decoded chunk, nothing held back or changed: the same text.
+        const aligned = clean && !result.done && !state.changed && event.length === 0 &&
+          lines.idle && text.length === lines.lastTextLength;
+        if (text) controller.enqueue(aligned ? result.value! : encoder.encode(text));
+        if (state.failed) return fail(controller, "upstream_error", new Error("error event"));
+        if (state.done) return finish(controller);
+        if (result.done) {
+          return fail(controller, "upstream_error", new Error("stream ended before its end event"));
         }
+        if (text) return;
       }
     },
     cancel(reason) {
@@ -185,4 +233,19 @@ export function meterStream(
       return reader.cancel(reason);
     },
   }, { highWaterMark: 0 });
+}
+
+/** The joined `data:` payload of an SSE event, or null when it has none. */
+function dataOf(lines: string[]): string | null {
+  let data: string | null = null;
+  for (const line of lines) {
+    if (!line.startsWith("data:")) continue;
+    const value = line.slice(line.charCodeAt(5) === 32 ? 6 : 5);
+    data = data === null ? value : `${data}\n${value}`;
+  }
+  return data;
+}
+
+function eventText(lines: string[], sse: boolean): string {
+  return sse ? lines.join("\n") + "\n\n" : lines[0] + "\n";
 }

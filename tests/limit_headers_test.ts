@@ -1,0 +1,70 @@
+/** Rate-limit headers are always numbers, and a rate of 0 has one documented meaning. */
+import { assert, assertEquals } from "./assert.ts";
+import { startFakeOpenAi } from "./fakes/openai_backend.ts";
+import { startTestGateway } from "./helpers.ts";
+import { parseConfig } from "../src/config.ts";
+import { ConfigError } from "../src/config_env.ts";
+
+const backendYaml = (url: string) => `
+backends:
+  - { name: up, type: vllm, base_url: "${url}", models: [gpt-test] }
+`;
+
+Deno.test("limits: a rate of 0 is refused at key creation and update with a 400 naming the field", async () => {
+  const fake = await startFakeOpenAi();
+  const gateway = await startTestGateway(backendYaml(fake.url));
+  try {
+    for (const field of ["rpm", "burst", "tpm", "max_concurrency"]) {
+      const created = await gateway.admin("POST", "/keys", { name: "zero", [field]: 0 });
+      const body = await created.json();
+      assertEquals(created.status, 400, field);
+      assertEquals(body.error.param, field);
+    }
+    // Budgets of 0 stay valid: a key with nothing left to spend.
+    const budget = await gateway.admin("POST", "/keys", { name: "spent", quota_tokens: 0 });
+    assertEquals(budget.status, 201);
+    const { id } = await gateway.createKey({});
+    const patched = await gateway.admin("PATCH", `/keys/${id}`, { rpm: 0 });
+    assertEquals(patched.status, 400);
+  } finally {
+    await gateway.shutdown();
+    await fake.close();
+  }
+});
+
+Deno.test("limits: a stored rpm of 0 admits nothing and no header is ever NaN", async () => {
+  const fake = await startFakeOpenAi();
+  let offset = 0;
+  const gateway = await startTestGateway(backendYaml(fake.url), { now: () => Date.now() + offset });
+  try {
+    const { key, id } = await gateway.createKey({ rpm: 10 });
+    // As a record written before zero was refused would be.
+    await gateway.keys.update(id, { rpm: 0 });
+    offset += 1100; // past the key cache's refresh interval
+    const response = await fetch(`${gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "gpt-test", messages: [{ role: "user", content: "hi" }] }),
+    });
+    assertEquals(response.status, 429);
+    assertEquals((await response.json()).error.code, "rate_limit_exceeded");
+    for (const [name, value] of response.headers) {
+      assert(!value.includes("NaN"), `${name}: ${value}`);
+    }
+    assertEquals(fake.requests.filter((r) => r.method === "POST").length, 0);
+  } finally {
+    await gateway.shutdown();
+    await fake.close();
+  }
+});
+
+Deno.test("limits: config defaults refuse a rate of 0 with the usual one-line error", () => {
+  let error: unknown = null;
+  try {
+    parseConfig("defaults:\n  rpm: 0\n", () => undefined);
+  } catch (err) {
+    error = err;
+  }
+  assert(error instanceof ConfigError);
+  assert(error.message.includes('"defaults.rpm"'), error.message);
+});
