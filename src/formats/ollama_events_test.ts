@@ -1,5 +1,5 @@
 import { assertEquals } from "../../tests/assert.ts";
-import type { EventInfo } from "./types.ts";
+import type { EventInfo, Inspector } from "./types.ts";
 import { invalidRequest, modelNotFound, upstreamError } from "../errors.ts";
 import {
   ollamaErrorBody,
@@ -108,7 +108,9 @@ Deno.test("ollamaLineInfo() reads output, the end with counts, and errors from o
     ["number", "42", info({})],
     ["null", "null", info({})],
   ];
-  for (const [name, text, expected] of cases) assertEquals(ollamaLineInfo(text), expected, name);
+  // The meter's inspector of an Ollama stream can be ollamaLineInfo itself.
+  const inspect: Inspector = ollamaLineInfo;
+  for (const [name, text, expected] of cases) assertEquals(inspect(text), expected, name);
 });
 
 Deno.test("ollamaErrorLine() writes one escaped line that ollamaLineInfo() reads as an error", () => {

@@ -1,7 +1,6 @@
 /**
  * Ollama chat messages -> OpenAI chat messages: base64 images become `data:` URL parts, tool calls
- * get JSON-string arguments and ids, and tool results are linked to their call by id. Also the
- * field checks the Ollama request parsers share.
+ * get JSON-string arguments and ids, and tool results are linked to their call by id.
  */
 import { GatewayError, invalidRequest } from "../errors.ts";
 
@@ -97,7 +96,7 @@ export function toChatMessages(messages: unknown[]): ConvertedMessages {
         `${param}.role`,
       );
     }
-    const content = optionalString(m, "content", param) ?? "";
+    const content = optionalString(m, "content", `${param}.content`) ?? "";
     const images = toImageParts(m.images, `${param}.images`);
     if (images.length > 0 && role !== "user") {
       nativeOnly ??= unsupported(
@@ -115,8 +114,8 @@ export function toChatMessages(messages: unknown[]): ConvertedMessages {
     }
     if (role === "tool") {
       const id = open.take(
-        optionalString(m, "tool_call_id", param),
-        optionalString(m, "tool_name", param),
+        optionalString(m, "tool_call_id", `${param}.tool_call_id`),
+        optionalString(m, "tool_name", `${param}.tool_name`),
       );
       if (id === null) {
         nativeOnly ??= unsupported(
@@ -229,35 +228,10 @@ export function unsupported(message: string, param: string): GatewayError {
   });
 }
 
-/** `object[key]` when it is a string, null when absent; a 400 naming the field otherwise. */
-export function optionalString(object: Json, key: string, parent?: string): string | null {
-  return optional(object, key, parent, (v) => typeof v === "string", "a string") as string | null;
-}
-
-/** `object[key]` when it is a boolean, null when absent; a 400 naming the field otherwise. */
-export function optionalBoolean(object: Json, key: string, parent?: string): boolean | null {
-  return optional(object, key, parent, (v) => typeof v === "boolean", "a boolean") as
-    | boolean
-    | null;
-}
-
-/** `object[key]` when it is a JSON object, null when absent; a 400 naming the field otherwise. */
-export function optionalObject(object: Json, key: string, parent?: string): Json | null {
-  const isObject = (v: unknown) => typeof v === "object" && !Array.isArray(v);
-  return optional(object, key, parent, isObject, "an object") as Json | null;
-}
-
-function optional(
-  object: Json,
-  key: string,
-  parent: string | undefined,
-  check: (value: unknown) => boolean,
-  what: string,
-): unknown {
-  const value = object[key];
+/** An optional string field (the string readers of fields.ts have no such helper). */
+export function optionalString(body: Json, key: string, param = key): string | null {
+  const value = body[key];
   if (value === undefined || value === null) return null;
-  if (!check(value)) {
-    throw invalidRequest(`Field must be ${what}`, parent ? `${parent}.${key}` : key);
-  }
+  if (typeof value !== "string") throw invalidRequest("Field must be a string", param);
   return value;
 }

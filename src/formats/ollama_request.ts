@@ -3,11 +3,11 @@
  * validated OpenAI bodies (chat completions or embeddings) that any backend can serve.
  */
 import { type GatewayError, invalidRequest } from "../errors.ts";
-import { estimatePromptTokens } from "../usage/estimate.ts";
+import { estimateChatTokens, estimateContentTokens } from "../usage/estimate.ts";
+import { MAX_ANSWER_TOKENS, modelOf, optionalBoolean, optionalObject } from "./fields.ts";
+import type { ParseDefaults, ParsedRequest } from "./types.ts";
 import {
   type Json,
-  optionalBoolean,
-  optionalObject,
   optionalString,
   toChatMessages,
   toImageParts,
@@ -18,13 +18,13 @@ import {
 /** The Ollama endpoints that reach a model. */
 export type OllamaKind = "chat" | "generate" | "embed" | "embeddings";
 
-/** A validated Ollama request and the OpenAI body it becomes. */
-export interface ParsedOllamaRequest {
+/**
+ * A validated Ollama request and the OpenAI body it becomes. `model` is the body's, else the
+ * fallback; `stream` is as sent, chat and generate streaming when it is absent (as Ollama does),
+ * embeddings never; `promptTokens` and `reserveTokens` are estimated from the OpenAI body.
+ */
+export interface ParsedOllamaRequest extends ParsedRequest {
   kind: OllamaKind;
-  /** `body.model`, else the fallback model. */
-  model: string;
-  /** `stream` as sent; chat and generate stream when it is absent, embeddings never do. */
-  stream: boolean;
   /** `options.num_predict` when above 0 (0, -1 and -2 mean no limit in Ollama). */
   maxTokens: number | null;
   /** Which OpenAI endpoint `openai` is a body for. */
@@ -45,8 +45,8 @@ export interface ParsedOllamaRequest {
 export const MAX_EMBED_INPUTS = 2048;
 
 /** `/api/chat` -> chat completions. */
-export function parseOllamaChat(body: Json, fallbackModel: string | null): ParsedOllamaRequest {
-  const model = modelOf(body, fallbackModel);
+export function parseOllamaChat(body: Json, defaults: ParseDefaults): ParsedOllamaRequest {
+  const model = modelOf(body, defaults.fallbackModel);
   const messages = body.messages;
   if (!Array.isArray(messages)) {
     throw invalidRequest("Field must be an array of messages", "messages");
@@ -59,7 +59,7 @@ export function parseOllamaChat(body: Json, fallbackModel: string | null): Parse
       "messages",
     );
   }
-  return chatRequest("chat", body, {
+  return chatRequest("chat", body, defaults, {
     model,
     messages: converted.messages,
     tools: toTools(body.tools),
@@ -68,8 +68,8 @@ export function parseOllamaChat(body: Json, fallbackModel: string | null): Parse
 }
 
 /** `/api/generate` -> chat completions: `system` and `prompt` (with `images`) as two messages. */
-export function parseOllamaGenerate(body: Json, fallbackModel: string | null): ParsedOllamaRequest {
-  const model = modelOf(body, fallbackModel);
+export function parseOllamaGenerate(body: Json, defaults: ParseDefaults): ParsedOllamaRequest {
+  const model = modelOf(body, defaults.fallbackModel);
   const prompt = optionalString(body, "prompt") ?? "";
   const system = optionalString(body, "system") ?? "";
   const suffix = optionalString(body, "suffix") ?? "";
@@ -98,7 +98,7 @@ export function parseOllamaGenerate(body: Json, fallbackModel: string | null): P
     ],
   ];
   const found = nativeOnly.find(([applies]) => applies);
-  return chatRequest("generate", body, {
+  return chatRequest("generate", body, defaults, {
     model,
     messages: system ? [{ role: "system", content: system }, user] : [user],
     tools: undefined,
@@ -107,8 +107,8 @@ export function parseOllamaGenerate(body: Json, fallbackModel: string | null): P
 }
 
 /** `/api/embed` -> embeddings; `truncate` and `options` are checked and then left to the backend. */
-export function parseOllamaEmbed(body: Json, fallbackModel: string | null): ParsedOllamaRequest {
-  const model = modelOf(body, fallbackModel);
+export function parseOllamaEmbed(body: Json, defaults: ParseDefaults): ParsedOllamaRequest {
+  const model = modelOf(body, defaults.fallbackModel);
   const input = body.input;
   const valid = typeof input === "string" ||
     (Array.isArray(input) && input.length > 0 && input.every((item) => typeof item === "string"));
@@ -134,9 +134,9 @@ export function parseOllamaEmbed(body: Json, fallbackModel: string | null): Pars
 /** Legacy `/api/embeddings` (one `prompt`, one vector) -> embeddings. */
 export function parseOllamaLegacyEmbeddings(
   body: Json,
-  fallbackModel: string | null,
+  defaults: ParseDefaults,
 ): ParsedOllamaRequest {
-  const model = modelOf(body, fallbackModel);
+  const model = modelOf(body, defaults.fallbackModel);
   const prompt = body.prompt;
   if (typeof prompt !== "string" || prompt === "") {
     throw invalidRequest("Field must be a non-empty string", "prompt");
@@ -148,11 +148,6 @@ export function parseOllamaLegacyEmbeddings(
 /** The model `/api/show` asks about: `model`, or `name` as older clients send it. */
 export function parseOllamaShow(body: Json): string {
   return modelOf({ model: body.model ?? body.name }, null);
-}
-
-/** The prompt tokens to reserve for a parsed request (the estimate every format uses). */
-export function estimateOllamaPromptTokens(request: ParsedOllamaRequest): number {
-  return estimatePromptTokens(request.endpoint, request.openai);
 }
 
 /** Throws the request's {@linkcode ParsedOllamaRequest.nativeOnly} error, if any. */
@@ -167,7 +162,12 @@ interface ChatParts {
   nativeOnly: GatewayError | null;
 }
 
-function chatRequest(kind: "chat" | "generate", body: Json, parts: ChatParts): ParsedOllamaRequest {
+function chatRequest(
+  kind: "chat" | "generate",
+  body: Json,
+  defaults: ParseDefaults,
+  parts: ChatParts,
+): ParsedOllamaRequest {
   const model = parts.model;
   const stream = optionalBoolean(body, "stream") ?? true;
   const options = optionalObject(body, "options") ?? {};
@@ -184,11 +184,15 @@ function chatRequest(kind: "chat" | "generate", body: Json, parts: ChatParts): P
   const format = toResponseFormat(body.format);
   if (format) openai.response_format = format;
   if (think.effort) openai.reasoning_effort = think.effort;
+  const maxTokens = typeof sampling.max_tokens === "number" ? sampling.max_tokens : null;
+  const promptTokens = estimateChatTokens(parts.messages, parts.tools);
   return {
     kind,
     model,
     stream,
-    maxTokens: typeof sampling.max_tokens === "number" ? sampling.max_tokens : null,
+    promptTokens,
+    reserveTokens: promptTokens + (maxTokens ?? defaults.defaultMaxTokens),
+    maxTokens,
     endpoint: "chat",
     openai,
     nativeOnly: parts.nativeOnly,
@@ -196,28 +200,21 @@ function chatRequest(kind: "chat" | "generate", body: Json, parts: ChatParts): P
   };
 }
 
+/** Embeddings reserve their prompt estimate only: answers cost nothing. */
 function embeddingsRequest(kind: "embed" | "embeddings", openai: Json): ParsedOllamaRequest {
+  const promptTokens = estimateContentTokens(openai.input);
   return {
     kind,
     model: openai.model as string,
     stream: false,
+    promptTokens,
+    reserveTokens: promptTokens,
     maxTokens: null,
     endpoint: "embeddings",
     openai,
     nativeOnly: null,
     hideThinking: false,
   };
-}
-
-function modelOf(body: Json, fallbackModel: string | null): string {
-  const model = body.model ?? fallbackModel;
-  if (model === undefined || model === null) {
-    throw invalidRequest("Missing required field", "model");
-  }
-  if (typeof model !== "string" || model.trim() === "" || model.length > 256) {
-    throw invalidRequest("Field must be a non-empty string of at most 256 characters", "model");
-  }
-  return model;
 }
 
 const penalty = (v: number) => v >= -2 && v <= 2;
@@ -231,7 +228,12 @@ const SAMPLING: [string, string, (value: number) => boolean, string][] = [
   ["seed", "seed", isWhole, "an integer"],
   ["presence_penalty", "presence_penalty", penalty, "a number from -2 to 2"],
   ["frequency_penalty", "frequency_penalty", penalty, "a number from -2 to 2"],
-  ["num_predict", "max_tokens", isWhole, "an integer"],
+  [
+    "num_predict",
+    "max_tokens",
+    (v) => isWhole(v) && v >= -2 && v <= MAX_ANSWER_TOKENS,
+    `a whole number from -2 to ${MAX_ANSWER_TOKENS}`,
+  ],
 ];
 
 /** Ollama `options` -> OpenAI sampling fields. Load-time options (num_ctx, num_gpu...) are ignored. */
@@ -307,9 +309,9 @@ function toTools(tools: unknown): Json[] | undefined {
       throw invalidRequest("Field must be a non-empty string", `${param}.function.name`);
     }
     const out: Json = { name: fn.name };
-    const description = optionalString(fn, "description", `${param}.function`);
+    const description = optionalString(fn, "description", `${param}.function.description`);
     if (description !== null) out.description = description;
-    const parameters = optionalObject(fn, "parameters", `${param}.function`);
+    const parameters = optionalObject(fn, "parameters", `${param}.function.parameters`);
     if (parameters !== null) out.parameters = parameters;
     return { type: "function", function: out };
   });

@@ -1,8 +1,8 @@
 import { assert, assertEquals } from "../../tests/assert.ts";
 import { GatewayError } from "../errors.ts";
+import type { ParseDefaults } from "./types.ts";
 import {
   assertTranslatable,
-  estimateOllamaPromptTokens,
   MAX_EMBED_INPUTS,
   type ParsedOllamaRequest,
   parseOllamaChat,
@@ -13,7 +13,10 @@ import {
 } from "./ollama_request.ts";
 
 type Json = Record<string, unknown>;
-type Parser = (body: Json, fallbackModel: string | null) => ParsedOllamaRequest;
+type Parser = (body: Json, defaults: ParseDefaults) => ParsedOllamaRequest;
+
+/** No fallback model; 500 answer tokens reserved when a request sets no limit. */
+const D: ParseDefaults = { fallbackModel: null, defaultMaxTokens: 500 };
 
 const user = { role: "user", content: "Hi" };
 const PNG =
@@ -48,7 +51,7 @@ Deno.test("parseOllamaChat() maps options, format and think to OpenAI fields", (
     format: "json",
     think: "medium",
     keep_alive: "5m",
-  }, null);
+  }, D);
   assertEquals(parsed.model, "qwen3:8b");
   assertEquals(parsed.stream, true);
   assertEquals(parsed.maxTokens, 64);
@@ -74,9 +77,12 @@ Deno.test("parseOllamaChat() maps options, format and think to OpenAI fields", (
 });
 
 Deno.test("parseOllamaChat() streams unless told not to, and takes the fallback model", () => {
-  assertEquals(parseOllamaChat({ messages: [user] }, "default-model").model, "default-model");
-  assertEquals(parseOllamaChat({ model: "m", messages: [user] }, null).stream, true);
-  const plain = parseOllamaChat({ model: "m", messages: [user], stream: false }, null);
+  assertEquals(
+    parseOllamaChat({ messages: [user] }, { ...D, fallbackModel: "default-model" }).model,
+    "default-model",
+  );
+  assertEquals(parseOllamaChat({ model: "m", messages: [user] }, D).stream, true);
+  const plain = parseOllamaChat({ model: "m", messages: [user], stream: false }, D);
   assertEquals(plain.stream, false);
   assertEquals(plain.openai.stream, false);
   assertEquals(plain.openai.stream_options, undefined);
@@ -86,7 +92,7 @@ Deno.test("parseOllamaChat() reads num_predict of 0, -1 and -2 as no limit", () 
   for (const num_predict of [0, -1, -2]) {
     const parsed = parseOllamaChat(
       { model: "m", messages: [user], options: { num_predict } },
-      null,
+      D,
     );
     assertEquals(parsed.maxTokens, null);
     assertEquals(parsed.openai.max_tokens, undefined);
@@ -95,13 +101,13 @@ Deno.test("parseOllamaChat() reads num_predict of 0, -1 and -2 as no limit", () 
 
 Deno.test("parseOllamaChat() turns a schema format into json_schema named after its title", () => {
   const schema = { title: "Person", type: "object", properties: { age: { type: "integer" } } };
-  const named = parseOllamaChat({ model: "m", messages: [user], format: schema }, null);
+  const named = parseOllamaChat({ model: "m", messages: [user], format: schema }, D);
   assertEquals(named.openai.response_format, {
     type: "json_schema",
     json_schema: { name: "Person", schema },
   });
   const odd = { title: "a title with spaces", type: "object" };
-  const fallback = parseOllamaChat({ model: "m", messages: [user], format: odd }, null);
+  const fallback = parseOllamaChat({ model: "m", messages: [user], format: odd }, D);
   assertEquals((fallback.openai.response_format as Json).json_schema, {
     name: "response",
     schema: odd,
@@ -118,7 +124,7 @@ Deno.test("parseOllamaChat() maps each think value", () => {
     [null, undefined, false],
   ];
   for (const [think, effort, hide] of cases) {
-    const parsed = parseOllamaChat({ model: "m", messages: [user], think }, null);
+    const parsed = parseOllamaChat({ model: "m", messages: [user], think }, D);
     assertEquals(parsed.openai.reasoning_effort, effort, `think ${think}`);
     assertEquals(parsed.hideThinking, hide, `think ${think}`);
   }
@@ -138,7 +144,7 @@ Deno.test("parseOllamaChat() sends tools with only the fields OpenAI defines", (
       },
       extra: 1,
     }, { function: { name: "now" } }],
-  }, null);
+  }, D);
   assertEquals(parsed.openai.tools, [
     {
       type: "function",
@@ -150,12 +156,12 @@ Deno.test("parseOllamaChat() sends tools with only the fields OpenAI defines", (
     },
     { type: "function", function: { name: "now" } },
   ]);
-  const none = parseOllamaChat({ model: "m", messages: [user], tools: [] }, null);
+  const none = parseOllamaChat({ model: "m", messages: [user], tools: [] }, D);
   assertEquals(none.openai.tools, undefined);
 });
 
 Deno.test("parseOllamaChat() marks an empty message list as a model load for Ollama backends only", () => {
-  const parsed = parseOllamaChat({ model: "m", messages: [] }, null);
+  const parsed = parseOllamaChat({ model: "m", messages: [] }, D);
   assertEquals(parsed.nativeOnly?.param, "messages");
   assertEquals(parsed.nativeOnly?.code, "unsupported_parameter");
   const err = refusal(() => assertTranslatable(parsed));
@@ -170,7 +176,7 @@ Deno.test("parseOllamaGenerate() sends system and prompt with images as chat mes
     images: [PNG],
     options: { num_predict: 10 },
     stream: false,
-  }, null);
+  }, D);
   assertEquals(parsed.kind, "generate");
   assertEquals(parsed.endpoint, "chat");
   assertEquals(parsed.maxTokens, 10);
@@ -198,7 +204,7 @@ Deno.test("parseOllamaGenerate() leaves Ollama-only features to Ollama backends,
     [{}, "prompt"],
   ];
   for (const [body, param] of cases) {
-    const parsed = parseOllamaGenerate({ model: "m", ...body }, null);
+    const parsed = parseOllamaGenerate({ model: "m", ...body }, D);
     assertEquals(parsed.nativeOnly?.param, param, JSON.stringify(body));
     assertEquals(parsed.nativeOnly?.status, 400);
   }
@@ -209,7 +215,7 @@ Deno.test("parseOllamaGenerate() leaves Ollama-only features to Ollama backends,
     template: "",
     suffix: "",
     context: [],
-  }, null);
+  }, D);
   assertEquals(fine.nativeOnly, null);
   assertTranslatable(fine);
 });
@@ -217,7 +223,7 @@ Deno.test("parseOllamaGenerate() leaves Ollama-only features to Ollama backends,
 Deno.test("parseOllamaEmbed() and parseOllamaLegacyEmbeddings() build embeddings bodies", () => {
   const embed = parseOllamaEmbed(
     { model: "nomic", input: ["a", "b"], truncate: true, dimensions: 256, keep_alive: 0 },
-    null,
+    D,
   );
   assertEquals(embed.stream, false);
   assertEquals(embed.endpoint, "embeddings");
@@ -227,10 +233,10 @@ Deno.test("parseOllamaEmbed() and parseOllamaLegacyEmbeddings() build embeddings
     encoding_format: "float",
     dimensions: 256,
   });
-  const one = parseOllamaEmbed({ model: "nomic", input: "a", stream: true }, null);
+  const one = parseOllamaEmbed({ model: "nomic", input: "a", stream: true }, D);
   assertEquals(one.stream, false);
   assertEquals(one.openai.input, "a");
-  const legacy = parseOllamaLegacyEmbeddings({ prompt: "hello" }, "nomic");
+  const legacy = parseOllamaLegacyEmbeddings({ prompt: "hello" }, { ...D, fallbackModel: "nomic" });
   assertEquals(legacy.kind, "embeddings");
   assertEquals(legacy.openai, { model: "nomic", input: "hello", encoding_format: "float" });
 });
@@ -244,26 +250,32 @@ Deno.test("parseOllamaShow() reads model, or name as older clients send it", () 
   }
 });
 
-Deno.test("estimateOllamaPromptTokens() counts text, images and tools of the translated body", () => {
+Deno.test("Ollama parsers estimate the translated body and reserve the answer limit", () => {
   const text = parseOllamaChat({
     model: "m",
     messages: [{ role: "user", content: "x".repeat(400) }],
-  }, null);
+  }, D);
   const withImage = parseOllamaChat({
     model: "m",
     messages: [{ role: "user", content: "x".repeat(400), images: [PNG] }],
-  }, null);
+  }, D);
   const withTools = parseOllamaChat({
     model: "m",
     messages: [{ role: "user", content: "x".repeat(400) }],
     tools: [{ type: "function", function: { name: "f", description: "d".repeat(400) } }],
-  }, null);
-  const textTokens = estimateOllamaPromptTokens(text);
-  assert(textTokens >= 100, `${textTokens}`);
-  assert(estimateOllamaPromptTokens(withImage) > textTokens + 500);
-  assert(estimateOllamaPromptTokens(withTools) >= textTokens + 100);
-  const embed = parseOllamaEmbed({ model: "m", input: ["x".repeat(40), "y".repeat(40)] }, null);
-  assertEquals(estimateOllamaPromptTokens(embed), 20);
+    options: { num_predict: 50 },
+  }, D);
+  assert(text.promptTokens >= 100, `${text.promptTokens}`);
+  assertEquals(text.reserveTokens, text.promptTokens + D.defaultMaxTokens);
+  assert(withImage.promptTokens > text.promptTokens + 500);
+  assert(withTools.promptTokens >= text.promptTokens + 100);
+  assertEquals(withTools.reserveTokens, withTools.promptTokens + 50);
+  const generate = parseOllamaGenerate({ model: "m", prompt: "x".repeat(400), system: "y" }, D);
+  assert(generate.promptTokens >= 100);
+  const embed = parseOllamaEmbed({ model: "m", input: ["x".repeat(40), "y".repeat(40)] }, D);
+  assertEquals([embed.promptTokens, embed.reserveTokens], [20, 20]);
+  const legacy = parseOllamaLegacyEmbeddings({ model: "m", prompt: "x".repeat(40) }, D);
+  assertEquals([legacy.promptTokens, legacy.reserveTokens], [10, 10]);
 });
 
 /** Hostile values for every field read: each is a 400 naming the field, never another error. */
@@ -462,6 +474,16 @@ const HOSTILE: [string, Parser, Json, string][] = [
     messages: [user],
     options: { num_predict: "10" },
   }, "options.num_predict"],
+  ["num_predict huge", parseOllamaChat, {
+    model: "m",
+    messages: [user],
+    options: { num_predict: 1e12 },
+  }, "options.num_predict"],
+  ["num_predict below -2", parseOllamaChat, {
+    model: "m",
+    messages: [user],
+    options: { num_predict: -3 },
+  }, "options.num_predict"],
   ["num_predict fraction", parseOllamaGenerate, {
     model: "m",
     prompt: "x",
@@ -534,7 +556,7 @@ const HOSTILE: [string, Parser, Json, string][] = [
 
 Deno.test("Ollama parsers refuse hostile values with a 400 naming the field", () => {
   for (const [name, parse, body, param] of HOSTILE) {
-    const err = refusal(() => parse(body, null));
+    const err = refusal(() => parse(body, D));
     assertEquals(err.status, 400, name);
     assertEquals(err.type, "invalid_request_error", name);
     assertEquals(err.param, param, name);

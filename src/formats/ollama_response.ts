@@ -1,6 +1,6 @@
 /** OpenAI answers (chat completion, embeddings list) -> Ollama's answers, plus the parts streams share. */
 import type { Usage } from "../../adapters/types.ts";
-import { tokenCount, usageFromCounts } from "../usage/counts.ts";
+import { readOpenAiUsage, tokenCount } from "../usage/counts.ts";
 
 type Json = Record<string, unknown>;
 
@@ -39,7 +39,7 @@ export function chatToOllamaChat(chat: Json, ctx: OllamaContext): Json {
     model: ctx.model,
     created_at: createdAt(ctx),
     message: out,
-    ...finalFields(choice.finish_reason, readUsage(chat.usage), wholeAnswer(ctx)),
+    ...finalFields(choice.finish_reason, readOpenAiUsage(chat.usage), wholeAnswer(ctx)),
   };
 }
 
@@ -54,7 +54,10 @@ export function chatToOllamaGenerate(chat: Json, ctx: OllamaContext): Json {
   };
   const thinking = ctx.hideThinking ? "" : reasoningOf(message);
   if (thinking) out.thinking = thinking;
-  return { ...out, ...finalFields(choice.finish_reason, readUsage(chat.usage), wholeAnswer(ctx)) };
+  return {
+    ...out,
+    ...finalFields(choice.finish_reason, readOpenAiUsage(chat.usage), wholeAnswer(ctx)),
+  };
 }
 
 /** OpenAI embeddings list -> Ollama `/api/embed` answer, vectors in input order. */
@@ -119,12 +122,6 @@ export function toOllamaToolCall(call: Json, index: number): Json {
   };
   if (typeof call.id === "string" && call.id !== "") out.id = call.id;
   return out;
-}
-
-/** Validated usage from an OpenAI `usage` object, or null. */
-export function readUsage(value: unknown): Usage | null {
-  const usage = asObject(value);
-  return usageFromCounts(usage.prompt_tokens, usage.completion_tokens);
 }
 
 /** Ollama's `created_at`: the current time as RFC 3339. */

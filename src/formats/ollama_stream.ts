@@ -5,13 +5,13 @@
  */
 import type { Usage } from "../../adapters/types.ts";
 import { LineSplitter } from "../lines.ts";
+import { readOpenAiUsage } from "../usage/counts.ts";
 import { ndjsonLine, OLLAMA_STREAM_FAILED, ollamaErrorLine } from "./ollama_events.ts";
 import {
   asObject,
   createdAt,
   finalFields,
   type OllamaContext,
-  readUsage,
   reasoningOf,
   toOllamaToolCall,
 } from "./ollama_response.ts";
@@ -130,7 +130,9 @@ export function chatSseToOllama(
       return fail(controller);
     }
     if (event.error !== undefined && event.error !== null) return fail(controller);
-    if (event.usage !== undefined && event.usage !== null) usage = readUsage(event.usage) ?? usage;
+    if (event.usage !== undefined && event.usage !== null) {
+      usage = readOpenAiUsage(event.usage) ?? usage;
+    }
     const choices = Array.isArray(event.choices) ? event.choices.map(asObject) : [];
     const choice = choices.find((c) => c.index === 0) ?? choices[0];
     if (!choice) return;
