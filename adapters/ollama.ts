@@ -14,8 +14,18 @@ import type {
   AdapterRequest,
   AdapterResponse,
   BackendConfig,
+  NativeApi,
+  NativeRequest,
   UpstreamModel,
 } from "./types.ts";
+
+/** Ollama's own endpoints, for clients that speak its API: requests pass through. */
+const NATIVE_PATHS = {
+  ollama_chat: "/api/chat",
+  ollama_generate: "/api/generate",
+  ollama_embed: "/api/embed",
+  ollama_embeddings: "/api/embeddings",
+} as const;
 
 /** Builds the Ollama adapter. The model name only ever travels in the JSON body. */
 export function createOllamaAdapter(config: BackendConfig, deps: AdapterDeps): Adapter {
@@ -38,6 +48,19 @@ export function createOllamaAdapter(config: BackendConfig, deps: AdapterDeps): A
           : NaN;
         return [{ id, created: Number.isNaN(modified) ? undefined : Math.floor(modified / 1000) }];
       });
+    },
+    speaks: (api: NativeApi) => api in NATIVE_PATHS,
+    async sendNative(request: NativeRequest): Promise<AdapterResponse> {
+      const response = await callUpstream(deps, config, {
+        path: NATIVE_PATHS[request.api as keyof typeof NATIVE_PATHS],
+        body: request.body,
+        signal: request.signal,
+      });
+      if (request.stream && response.body) {
+        return { kind: "stream", status: response.status, stream: response.body };
+      }
+      const json = await readUpstreamJson(deps, config, response, request.signal);
+      return { kind: "json", status: response.status, body: json, usage: null };
     },
     async send(request: AdapterRequest): Promise<AdapterResponse> {
       const { endpoint, body, requestId, signal } = request;

@@ -1,17 +1,10 @@
 /** Ollama's native answers -> OpenAI's objects (non-streamed). */
-import { usageFromCounts } from "../src/usage/counts.ts";
+import { ollamaUsage } from "../src/formats/ollama_events.ts";
 import type { Usage } from "./types.ts";
 
 type Json = Record<string, unknown>;
 
-/**
- * Token counts from `prompt_eval_count` and `eval_count` (Ollama leaves the first out when it
- * reused a cached prompt, which counts as 0). Counts that are not sane whole numbers make the
- * usage unknown (null), so the gateway falls back to its estimate.
- */
-export function ollamaUsage(body: Json): Usage | null {
-  return usageFromCounts(body.prompt_eval_count ?? 0, body.eval_count ?? 0);
-}
+export { ollamaUsage } from "../src/formats/ollama_events.ts";
 
 /** `done_reason` -> `finish_reason`; a message with tool calls finishes with `tool_calls`. */
 export function finishReason(doneReason: unknown, hasToolCalls: boolean): string {

@@ -75,7 +75,12 @@ export type AdapterResponse =
   };
 
 /** Client APIs a backend may speak natively, so requests in them pass through untranslated. */
-export type NativeApi = "responses" | "ollama_chat" | "ollama_generate" | "ollama_embed";
+export type NativeApi =
+  | "responses"
+  | "ollama_chat"
+  | "ollama_generate"
+  | "ollama_embed"
+  | "ollama_embeddings";
 
 /** A request in a backend's native API, forwarded as the client sent it (model replaced). */
 export interface NativeRequest {

@@ -13,6 +13,13 @@ import type { PendingWork } from "./pending.ts";
 import { chatCodec } from "./formats/chat.ts";
 import { completionsCodec } from "./formats/completions.ts";
 import { embeddingsCodec } from "./formats/embeddings.ts";
+import {
+  ollamaChatCodec,
+  ollamaEmbedCodec,
+  ollamaEmbeddingsCodec,
+  ollamaGenerateCodec,
+} from "./formats/ollama.ts";
+import { ollamaErrorOf } from "./formats/ollama_events.ts";
 import { responsesCodec } from "./formats/responses.ts";
 import { ipAllowlist, modelAllowed, modelNotAllowed } from "./pipeline/access.ts";
 import { apiKeyAuth } from "./pipeline/auth.ts";
@@ -26,6 +33,7 @@ import { createAdmission } from "./pipeline/quota.ts";
 import { exchange } from "./proxy/exchange.ts";
 import { type ProxyDeps, proxyEndpoint } from "./proxy/handlers.ts";
 import { describeMe } from "./proxy/me.ts";
+import { managementRefused, ollamaInfo } from "./proxy/ollama_api.ts";
 import { getModel, listModels } from "./proxy/models.ts";
 import { describeRequestMetrics, observeRequests } from "./proxy/observe.ts";
 import { BackendStats } from "./routing/backend_stats.ts";
@@ -61,6 +69,11 @@ function isUpstreamDetail(
   return typeof cause === "object" && cause !== null && "backend" in cause && "body" in cause;
 }
 
+/** Ollama's API lives under /api; its errors take Ollama's shape. */
+function isOllamaPath(path: string): boolean {
+  return path === "/api" || path.startsWith("/api/");
+}
+
 /** Builds the gateway's Hono app. */
 export function createApp(deps: AppDeps): Hono<GatewayEnv> {
   const now = deps.now ?? Date.now;
@@ -89,7 +102,9 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
     metrics.inc("modelgate_errors_total", { status: String(error.status), code: error.code ?? "" });
     for (const [name, value] of Object.entries(error.headers)) c.header(name, value);
     // 499 is for logs only: a client that is gone receives nothing.
-    return c.json(error.toJSON(), (error.status === 499 ? 400 : error.status) as 400);
+    const status = (error.status === 499 ? 400 : error.status) as 400;
+    // Ollama's clients read `{"error":"<text>"}`; everyone else gets OpenAI's envelope.
+    return c.json(isOllamaPath(c.req.path) ? ollamaErrorOf(error) : error.toJSON(), status);
   });
   app.notFound((c) => {
     const error = new GatewayError(`Unknown route "${c.req.method} ${c.req.path}"`, {
@@ -97,7 +112,7 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
       type: "invalid_request_error",
       code: "unknown_url",
     });
-    return c.json(error.toJSON(), 404);
+    return c.json(isOllamaPath(c.req.path) ? ollamaErrorOf(error) : error.toJSON(), 404);
   });
 
   const resolveIp = clientIp(config.server.trustedProxies);
@@ -125,16 +140,21 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
     (c) => c.text(metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" }),
   );
 
-  // /v1: client address -> exchange -> key -> IP allowlist -> rate limits -> body -> model access
-  // and quota -> backend. Each refusal comes before the work it saves.
-  const v1 = new Hono<GatewayEnv>();
-  v1.use(cors(config.server.corsOrigins));
-  v1.use(resolveIp);
-  v1.use(exchange({ now, log, pending }));
-  v1.use(observeRequests(metrics, log));
-  v1.use(apiKeyAuth({ directory: deps.directory, now, log, metrics }));
-  v1.use(ipAllowlist());
-  v1.use(rateLimit(deps.limiter, metrics));
+  // /v1 and /api: CORS preflight -> client address -> exchange -> key -> IP allowlist -> rate
+  // limits -> body -> model access and quota -> backend. Each refusal comes before the work it
+  // saves.
+  const clientApi = () => {
+    const api = new Hono<GatewayEnv>();
+    api.use(cors(config.server.corsOrigins));
+    api.use(resolveIp);
+    api.use(exchange({ now, log, pending }));
+    api.use(observeRequests(metrics, log));
+    api.use(apiKeyAuth({ directory: deps.directory, now, log, metrics }));
+    api.use(ipAllowlist());
+    api.use(rateLimit(deps.limiter, metrics));
+    return api;
+  };
+  const v1 = clientApi();
   const mayUse = (c: { get(key: "key"): GatewayEnv["Variables"]["key"] }, model: string) =>
     modelAllowed(c.get("key"), model);
   v1.get("/models", listModels(registry, mayUse));
@@ -171,6 +191,22 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
   v1.post("/embeddings", body, proxyEndpoint(embeddingsCodec, proxyDeps));
   v1.post("/responses", body, proxyEndpoint(responsesCodec, proxyDeps));
   app.route("/v1", v1);
+
+  // Ollama's own API, for ollama-js and the tools built for Ollama, with the same keys.
+  const ollama = clientApi();
+  const info = ollamaInfo(registry, mayUse);
+  ollama.get("/tags", info.tags);
+  ollama.get("/ps", info.ps);
+  ollama.get("/version", info.version);
+  ollama.post("/show", body, info.show);
+  ollama.post("/chat", body, proxyEndpoint(ollamaChatCodec, proxyDeps));
+  ollama.post("/generate", body, proxyEndpoint(ollamaGenerateCodec, proxyDeps));
+  ollama.post("/embed", body, proxyEndpoint(ollamaEmbedCodec, proxyDeps));
+  ollama.post("/embeddings", body, proxyEndpoint(ollamaEmbeddingsCodec, proxyDeps));
+  for (const path of ["/pull", "/push", "/create", "/copy", "/delete", "/blobs/*"]) {
+    ollama.all(path, managementRefused);
+  }
+  app.route("/api", ollama);
 
   const admin = new Hono<GatewayEnv>();
   admin.use(resolveIp);

@@ -60,6 +60,16 @@ export function invalidRequest(message: string, param: string | null = null): Ga
   });
 }
 
+/** 400 for a valid parameter of a client API that this gateway does not serve. */
+export function unsupportedParameter(message: string, param: string): GatewayError {
+  return new GatewayError(message, {
+    status: 400,
+    type: "invalid_request_error",
+    code: "unsupported_parameter",
+    param,
+  });
+}
+
 /** 404 for a model no backend serves. */
 export function modelNotFound(model: string): GatewayError {
   return new GatewayError(`Model "${model}" is not served by any backend`, {

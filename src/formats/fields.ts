@@ -48,6 +48,14 @@ export function optionalBoolean(body: Json, key: string, param = key): boolean |
   return value;
 }
 
+/** An optional string field. */
+export function optionalString(body: Json, key: string, param = key): string | null {
+  const value = body[key];
+  if (value === undefined || value === null) return null;
+  if (typeof value !== "string") throw invalidRequest("Field must be a string", param);
+  return value;
+}
+
 /** An optional whole number from `min` to `max`. */
 export function optionalInt(
   body: Json,

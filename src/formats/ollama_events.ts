@@ -37,9 +37,16 @@ export function ollamaLineInfo(line: string): EventInfo {
   return { output: hasOutput(body), usage: end ? ollamaUsage(body) : null, end, error: false };
 }
 
-/** Validated usage from a final line's `prompt_eval_count` and `eval_count`, or null. */
+/**
+ * Validated usage from a final line's `prompt_eval_count` and `eval_count`, or null when it has
+ * neither. Ollama leaves `prompt_eval_count` out when it reused a cached prompt (0 then), and
+ * embeddings have no `eval_count`.
+ */
 export function ollamaUsage(body: Record<string, unknown>): Usage | null {
-  return usageFromCounts(body.prompt_eval_count, body.eval_count);
+  const prompt = body.prompt_eval_count;
+  const completion = body.eval_count;
+  if (prompt === undefined && completion === undefined) return null;
+  return usageFromCounts(prompt ?? 0, completion ?? 0);
 }
 
 /** One error line as Ollama ends a failed stream: `{"error":"..."}\n`. */

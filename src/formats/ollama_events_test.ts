@@ -70,9 +70,10 @@ Deno.test("ollamaLineInfo() reads output, the end with counts, and errors from o
     ],
     ["final without counts", line({ ...base, done: true }), info({ end: true })],
     [
+      // Ollama leaves the prompt count out when it reused a cached prompt.
       "final without prompt count",
       line({ ...base, done: true, eval_count: 5 }),
-      info({ end: true }),
+      info({ end: true, usage: { prompt_tokens: 0, completion_tokens: 5, total_tokens: 5 } }),
     ],
     [
       "negative count",

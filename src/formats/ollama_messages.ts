@@ -2,7 +2,8 @@
  * Ollama chat messages -> OpenAI chat messages: base64 images become `data:` URL parts, tool calls
  * get JSON-string arguments and ids, and tool results are linked to their call by id.
  */
-import { GatewayError, invalidRequest } from "../errors.ts";
+import { type GatewayError, invalidRequest, unsupportedParameter } from "../errors.ts";
+import { optionalString } from "./fields.ts";
 
 /** A JSON object. */
 export type Json = Record<string, unknown>;
@@ -99,7 +100,7 @@ export function toChatMessages(messages: unknown[]): ConvertedMessages {
     const content = optionalString(m, "content", `${param}.content`) ?? "";
     const images = toImageParts(m.images, `${param}.images`);
     if (images.length > 0 && role !== "user") {
-      nativeOnly ??= unsupported(
+      nativeOnly ??= unsupportedParameter(
         "Images outside user messages work with Ollama backends only",
         `${param}.images`,
       );
@@ -118,7 +119,7 @@ export function toChatMessages(messages: unknown[]): ConvertedMessages {
         optionalString(m, "tool_name", `${param}.tool_name`),
       );
       if (id === null) {
-        nativeOnly ??= unsupported(
+        nativeOnly ??= unsupportedParameter(
           "A tool result without a matching tool call before it works with Ollama backends only",
           `${param}.tool_name`,
         );
@@ -216,22 +217,4 @@ export function sniffImageType(base64: string): string {
   if (head.startsWith("RIFF") && head.slice(8, 12) === "WEBP") return "image/webp";
   if (head.startsWith("BM")) return "image/bmp";
   return "image/png";
-}
-
-/** A 400 for a valid Ollama field the translation to OpenAI cannot express. */
-export function unsupported(message: string, param: string): GatewayError {
-  return new GatewayError(message, {
-    status: 400,
-    type: "invalid_request_error",
-    code: "unsupported_parameter",
-    param,
-  });
-}
-
-/** An optional string field (the string readers of fields.ts have no such helper). */
-export function optionalString(body: Json, key: string, param = key): string | null {
-  const value = body[key];
-  if (value === undefined || value === null) return null;
-  if (typeof value !== "string") throw invalidRequest("Field must be a string", param);
-  return value;
 }

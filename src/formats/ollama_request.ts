@@ -2,18 +2,17 @@
  * Ollama client requests (`/api/chat`, `/api/generate`, `/api/embed`, `/api/embeddings`) ->
  * validated OpenAI bodies (chat completions or embeddings) that any backend can serve.
  */
-import { type GatewayError, invalidRequest } from "../errors.ts";
+import { type GatewayError, invalidRequest, unsupportedParameter } from "../errors.ts";
 import { estimateChatTokens, estimateContentTokens } from "../usage/estimate.ts";
-import { MAX_ANSWER_TOKENS, modelOf, optionalBoolean, optionalObject } from "./fields.ts";
-import type { ParseDefaults, ParsedRequest } from "./types.ts";
 import {
-  type Json,
+  MAX_ANSWER_TOKENS,
+  modelOf,
+  optionalBoolean,
+  optionalObject,
   optionalString,
-  toChatMessages,
-  toImageParts,
-  unsupported,
-  userContent,
-} from "./ollama_messages.ts";
+} from "./fields.ts";
+import type { ParseDefaults, ParsedRequest } from "./types.ts";
+import { type Json, toChatMessages, toImageParts, userContent } from "./ollama_messages.ts";
 
 /** The Ollama endpoints that reach a model. */
 export type OllamaKind = "chat" | "generate" | "embed" | "embeddings";
@@ -54,7 +53,7 @@ export function parseOllamaChat(body: Json, defaults: ParseDefaults): ParsedOlla
   const converted = toChatMessages(messages);
   let nativeOnly = converted.nativeOnly;
   if (messages.length === 0) {
-    nativeOnly ??= unsupported(
+    nativeOnly ??= unsupportedParameter(
       "An empty message list only loads the model, which works with Ollama backends only",
       "messages",
     );
@@ -102,7 +101,7 @@ export function parseOllamaGenerate(body: Json, defaults: ParseDefaults): Parsed
     model,
     messages: system ? [{ role: "system", content: system }, user] : [user],
     tools: undefined,
-    nativeOnly: found ? unsupported(found[1], found[2]) : null,
+    nativeOnly: found ? unsupportedParameter(found[1], found[2]) : null,
   });
 }
 

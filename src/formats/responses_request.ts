@@ -3,7 +3,8 @@
  * untrusted: a malformed one is a 400 naming it, a feature that needs server-side state or a
  * built-in tool is a 400 `unsupported_parameter`, and nothing else is ever thrown.
  */
-import { GatewayError, invalidRequest } from "../errors.ts";
+import { invalidRequest, unsupportedParameter } from "../errors.ts";
+import { optionalString } from "./fields.ts";
 import { estimateChatTokens } from "../usage/estimate.ts";
 import { isObject } from "./responses_response.ts";
 
@@ -39,14 +40,14 @@ export function parseResponsesRequest(
   const model = modelName(body.model ?? fallbackModel);
   for (const field of STATEFUL_FIELDS) {
     if (body[field] !== undefined && body[field] !== null) {
-      throw unsupported(
+      throw unsupportedParameter(
         `Field "${field}" needs stored responses, which this gateway does not keep`,
         field,
       );
     }
   }
   if (optionalBoolean(body, "background")) {
-    throw unsupported(
+    throw unsupportedParameter(
       "Background responses need stored responses, which this gateway does not keep",
       "background",
     );
@@ -97,16 +98,6 @@ export function estimateResponsesPromptTokens(body: Record<string, unknown>): nu
   return estimateChatTokens(messages, body.tools ?? undefined);
 }
 
-/** 400 `unsupported_parameter`: the request is valid Responses API, but not served here. */
-function unsupported(message: string, param: string): GatewayError {
-  return new GatewayError(message, {
-    status: 400,
-    type: "invalid_request_error",
-    code: "unsupported_parameter",
-    param,
-  });
-}
-
 function modelName(model: unknown): string {
   if (model === undefined || model === null) {
     throw invalidRequest("Missing required field", "model");
@@ -121,13 +112,6 @@ function optionalBoolean(body: Json, key: string, param = key): boolean | null {
   const value = body[key];
   if (value === undefined || value === null) return null;
   if (typeof value !== "boolean") throw invalidRequest("Field must be a boolean", param);
-  return value;
-}
-
-function optionalString(body: Json, key: string): string | null {
-  const value = body[key];
-  if (value === undefined || value === null) return null;
-  if (typeof value !== "string") throw invalidRequest("Field must be a string", key);
   return value;
 }
 
@@ -194,13 +178,13 @@ function addItem(messages: Json[], item: unknown, param: string): void {
   // Earlier reasoning is the model's own scratch work; chat backends take no such input.
   if (type === "reasoning") return;
   if (type === "item_reference") {
-    throw unsupported(
+    throw unsupportedParameter(
       'Input items of type "item_reference" need stored responses, which this gateway does not keep; send the items themselves (clients do when "store" is false)',
       param,
     );
   }
   if (typeof type !== "string") throw invalidRequest("Field must be a string", `${param}.type`);
-  throw unsupported(`Input items of type "${type}" are not supported`, `${param}.type`);
+  throw unsupportedParameter(`Input items of type "${type}" are not supported`, `${param}.type`);
 }
 
 function message(item: Json, param: string): Json {
@@ -245,12 +229,15 @@ function contentPart(part: unknown, param: string): Json {
     case "input_image":
       return imagePart(part, param);
     case "input_file":
-      throw unsupported('Content parts of type "input_file" are not supported', param);
+      throw unsupportedParameter('Content parts of type "input_file" are not supported', param);
     default:
       if (typeof part.type !== "string") {
         throw invalidRequest("Field must be a string", `${param}.type`);
       }
-      throw unsupported(`Content parts of type "${part.type}" are not supported`, `${param}.type`);
+      throw unsupportedParameter(
+        `Content parts of type "${part.type}" are not supported`,
+        `${param}.type`,
+      );
   }
 }
 
@@ -261,7 +248,10 @@ function textField(value: unknown, param: string): string {
 
 function imagePart(part: Json, param: string): Json {
   if (part.file_id !== undefined && part.file_id !== null) {
-    throw unsupported("Images by file_id are not supported; send an image_url", `${param}.file_id`);
+    throw unsupportedParameter(
+      "Images by file_id are not supported; send an image_url",
+      `${param}.file_id`,
+    );
   }
   const url = part.image_url;
   if (typeof url !== "string" || !/^(https?:\/\/|data:)/i.test(url)) {
@@ -299,7 +289,10 @@ function toolOutput(output: unknown, param: string): string {
   return output.map((part, index) => {
     const text = contentPart(part, `${param}[${index}]`);
     if (text.type !== "text") {
-      throw unsupported("Function call outputs may contain only text", `${param}[${index}]`);
+      throw unsupportedParameter(
+        "Function call outputs may contain only text",
+        `${param}[${index}]`,
+      );
     }
     return text.text;
   }).join("");
@@ -337,7 +330,10 @@ function toolFields(tools: unknown, choice: unknown): Json {
     chatTools = chatTools.filter((tool) => allowed.has((tool.function as Json).name as string));
     out.tool_choice = choice.mode === "required" ? "required" : "auto";
   } else if (isObject(choice) && typeof choice.type === "string") {
-    throw unsupported(`Tool choice of type "${choice.type}" is not supported`, "tool_choice");
+    throw unsupportedParameter(
+      `Tool choice of type "${choice.type}" is not supported`,
+      "tool_choice",
+    );
   } else if (choice !== undefined && choice !== null) {
     throw invalidRequest('Field must be "auto", "none", "required" or an object', "tool_choice");
   }
@@ -351,7 +347,7 @@ function functionTool(tool: unknown, param: string): Json {
     if (typeof tool.type !== "string") {
       throw invalidRequest("Field must be a string", `${param}.type`);
     }
-    throw unsupported(
+    throw unsupportedParameter(
       `Tools of type "${tool.type}" are not supported; only "function" tools are`,
       `${param}.type`,
     );
@@ -381,7 +377,7 @@ function allowedNames(choice: Json): Set<string> {
   return new Set(choice.tools.map((tool, index) => {
     const param = `tool_choice.tools[${index}]`;
     if (!isObject(tool) || tool.type !== "function") {
-      throw unsupported('Only tools of type "function" can be allowed', param);
+      throw unsupportedParameter('Only tools of type "function" can be allowed', param);
     }
     return nonEmptyString(tool.name, `${param}.name`);
   }));

@@ -78,6 +78,8 @@ export interface SendContext {
   requestId: string;
   /** Clock in ms. */
   now: () => number;
+  /** When the gateway received the request, on the same clock. */
+  startedAt: number;
 }
 
 /** One client-facing wire format: parse, send (natively or translated), meter, fail. */

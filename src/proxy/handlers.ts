@@ -80,6 +80,7 @@ export function proxyEndpoint<P extends ParsedRequest>(
       signal: deps.stop ? AbortSignal.any([c.req.raw.signal, deps.stop]) : c.req.raw.signal,
       requestId: ex.requestId,
       now: deps.now,
+      startedAt: ex.startedAt,
     });
     if (answer.kind === "json") {
       finish(c, options, {

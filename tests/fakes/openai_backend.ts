@@ -92,6 +92,7 @@ export function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<FakeOp
       completion_tokens: words.length,
       total_tokens: countPromptWords(body) + words.length,
     };
+    if (kind === "chat" && wantsTool(body)) return toolCall(body, model, usage);
     if (body.stream !== true) return Response.json(completion(kind, model, words.join(""), usage));
     return streamResponse({ kind, model, words, usage, body });
   };
@@ -285,6 +286,59 @@ function embeddings(body: Record<string, unknown>): Response {
     model: body.model,
     usage: { prompt_tokens: tokens, total_tokens: tokens },
   });
+}
+
+/** A chat request with tools whose last user message says `[tool]` gets a tool call. */
+function wantsTool(body: Record<string, unknown>): boolean {
+  const messages = Array.isArray(body.messages) ? body.messages : [];
+  const last = messages.at(-1) as Record<string, unknown> | undefined;
+  return Array.isArray(body.tools) && last?.role === "user" &&
+    JSON.stringify(last.content ?? "").includes("[tool]");
+}
+
+/** A call of the first tool with `{"city":"Paris"}`; streamed with the arguments in two parts. */
+function toolCall(body: Record<string, unknown>, model: string, usage: Usage): Response {
+  const tool = (body.tools as Record<string, Record<string, unknown>>[])[0];
+  const name = String(tool?.function?.name ?? "tool");
+  const call = {
+    id: "call_fake_1",
+    type: "function",
+    function: { name, arguments: '{"city":"Paris"}' },
+  };
+  const base = { id: "chatcmpl-tool", created: 1700000000, model };
+  if (body.stream !== true) {
+    return Response.json({
+      ...base,
+      object: "chat.completion",
+      choices: [{
+        index: 0,
+        message: { role: "assistant", content: null, tool_calls: [call] },
+        finish_reason: "tool_calls",
+      }],
+      usage,
+    });
+  }
+  const chunk = (delta: unknown, finish: string | null) =>
+    `data: ${
+      JSON.stringify({
+        ...base,
+        object: "chat.completion.chunk",
+        choices: [{ index: 0, delta, finish_reason: finish }],
+      })
+    }\n\n`;
+  const text = chunk({
+    role: "assistant",
+    content: null,
+    tool_calls: [{ index: 0, id: call.id, type: "function", function: { name, arguments: "" } }],
+  }, null) +
+    chunk({ tool_calls: [{ index: 0, function: { arguments: '{"city":' } }] }, null) +
+    chunk({ tool_calls: [{ index: 0, function: { arguments: '"Paris"}' } }] }, null) +
+    chunk({}, "tool_calls") +
+    `data: ${
+      JSON.stringify({ ...base, object: "chat.completion.chunk", choices: [], usage })
+    }\n\n` +
+    "data: [DONE]\n\n";
+  return new Response(text, { headers: { "content-type": "text/event-stream" } });
 }
 
 /**
