@@ -4,6 +4,7 @@ import type { Context } from "hono";
 import type { KeyDefaults } from "../src/config.ts";
 import type { GatewayEnv } from "../src/context.ts";
 import { invalidRequest } from "../src/errors.ts";
+import { readJsonObject } from "../src/http/body.ts";
 import type { KeyDirectory } from "../src/pipeline/key_directory.ts";
 import type { BackendStats } from "../src/routing/backend_stats.ts";
 import type { ModelRegistry } from "../src/routing/registry.ts";
@@ -27,12 +28,11 @@ export interface AdminApiDeps {
   now: () => number;
 }
 
-async function jsonOf(c: Context<GatewayEnv>, text?: string): Promise<unknown> {
-  try {
-    return text === undefined ? await c.req.json() : JSON.parse(text);
-  } catch {
-    throw invalidRequest("Request body is not valid JSON");
-  }
+/** Largest admin API request body: key fields are small, 1 MiB leaves room for metadata. */
+export const ADMIN_BODY_BYTES = 1024 * 1024;
+
+function jsonOf(c: Context<GatewayEnv>, whenEmpty?: Record<string, unknown>) {
+  return readJsonObject(c.req.raw, { maxBytes: ADMIN_BODY_BYTES, whenEmpty });
 }
 
 function intParam(c: Context<GatewayEnv>, name: string): number | undefined {
@@ -112,9 +112,8 @@ export function createAdminApi(deps: AdminApiDeps): Hono<GatewayEnv> {
     return c.json({ id, deleted: true });
   });
   api.post("/keys/:id/rotate", async (c) => {
-    const text = await c.req.text();
-    const body = (text.trim() ? await jsonOf(c, text) : {}) as Record<string, unknown> | null;
-    const grace = body?.grace_seconds ?? 0;
+    const body = await jsonOf(c, {});
+    const grace = body.grace_seconds ?? 0;
     if (typeof grace !== "number" || !Number.isInteger(grace) || grace < 0 || grace > 30 * 86_400) {
       throw invalidRequest(
         "Field must be a whole number of seconds up to 30 days",

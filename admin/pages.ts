@@ -5,10 +5,15 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import type { GatewayEnv } from "../src/context.ts";
+import { GatewayError } from "../src/errors.ts";
+import { readForm } from "../src/http/body.ts";
 import type { Logger } from "../src/log.ts";
 import { adminKeyMatches, type FailureGate } from "./auth.ts";
 import { readAsset } from "./assets.ts";
 import { type Sessions, sessionToken } from "./session.ts";
+
+/** Largest login form accepted: it holds one admin key. */
+export const LOGIN_BODY_BYTES = 8 * 1024;
 
 /** Pages of the admin UI, in navigation order. */
 export const PAGES = [
@@ -94,8 +99,14 @@ export function createAdminPages(deps: AdminPagesDeps): Hono<GatewayEnv> {
       c.header("retry-after", String(wait));
       return html(c, loginPage(`Too many failed attempts: try again in ${wait} s`), 429);
     }
-    const form = await c.req.parseBody().catch(() => ({} as Record<string, unknown>));
-    const key = typeof form.api_key === "string" ? form.api_key : "";
+    let key: string;
+    try {
+      key = (await readForm(c.req.raw, { maxBytes: LOGIN_BODY_BYTES })).get("api_key") ?? "";
+    } catch (err) {
+      // Too large, too slow or not a form: said on the page, as the form's other errors are.
+      if (!(err instanceof GatewayError) || err.status >= 500) throw err;
+      return html(c, loginPage(err.message), err.status);
+    }
     if (!key || !adminKeyMatches(key, deps.adminKeyHash)) {
       deps.gate.fail(ip);
       deps.log.warn("admin UI login failed", { client_ip: ip });
