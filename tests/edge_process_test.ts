@@ -1,7 +1,9 @@
 /** The HTTP edge of a gateway running as its own process: memory and file descriptors. */
+import OpenAI from "openai";
 import { assert, assertEquals } from "./assert.ts";
 import { startGatewayProcess } from "./fakes/gateway_process.ts";
-import { ADMIN_KEY } from "./helpers.ts";
+import { startFakeOpenAi } from "./fakes/openai_backend.ts";
+import { ADMIN_KEY, waitFor } from "./helpers.ts";
 import { chunk, RawConnection } from "./raw_http.ts";
 
 const MiB = 1024 * 1024;
@@ -53,5 +55,66 @@ Deno.test("gateway process: a 50 MB chunked login body is refused with 413 and m
     assertEquals(await login(gateway.url, ADMIN_KEY), 303, "the gateway still logs people in");
   } finally {
     await gateway.stop();
+  }
+});
+
+Deno.test("gateway process: running out of file descriptors never stops it; it serves again once they free up", async () => {
+  const fake = await startFakeOpenAi();
+  const gateway = await startGatewayProcess(
+    `backends:\n  - { name: up, type: vllm, base_url: "${fake.url}", models: [slow-stream] }\n`,
+    { nofile: 128 },
+  );
+  const idle: RawConnection[] = [];
+  try {
+    const admin = { authorization: `Bearer ${ADMIN_KEY}` };
+    const created = await fetch(`${gateway.url}/admin/api/keys`, {
+      method: "POST",
+      headers: { ...admin, "content-type": "application/json" },
+      body: JSON.stringify({ name: "streamer" }),
+    });
+    const { key } = await created.json();
+    // A stream in flight before descriptors run out keeps flowing through it all.
+    const client = new OpenAI({ apiKey: key, baseURL: `${gateway.url}/v1`, maxRetries: 0 });
+    const stream = await client.chat.completions.create({
+      model: "slow-stream",
+      stream: true,
+      messages: [{ role: "user", content: "hi" }],
+    });
+    const chunks = stream[Symbol.asyncIterator]();
+    assert(!(await chunks.next()).done);
+
+    // Connections that never send a byte, until accepting one fails (128 descriptors).
+    const failed = () => gateway.logs.some((line) => line.includes("accept failed"));
+    for (let i = 0; i < 400 && !failed(); i++) {
+      try {
+        idle.push(await RawConnection.open(gateway.url));
+      } catch {
+        // Refused while the gateway listens again: keep pressing.
+      }
+    }
+    await waitFor(failed, 10_000);
+    assert(gateway.alive(), "the gateway exited");
+    const line = JSON.parse(gateway.logs.find((l) => l.includes("accept failed"))!);
+    assertEquals(line.message, "accept failed: too many open files");
+    // Idle connections are let go so the descriptors come back.
+    assert(await idle[0].closedWithin(5_000), "an idle connection was kept open");
+
+    for (const conn of idle) conn.close();
+    await waitFor(async () => {
+      const health = await fetch(`${gateway.url}/healthz`).catch(() => null);
+      await health?.body?.cancel();
+      return health?.status === 200;
+    }, 10_000);
+    for (let i = 0; i < 3; i++) assert(!(await chunks.next()).done, "the stream was cut");
+    stream.controller.abort();
+
+    const metrics = await (await fetch(`${gateway.url}/metrics`, { headers: admin })).text();
+    const count = /^modelgate_listener_errors_total\{phase="accept"\} (\d+)$/m.exec(metrics);
+    assert(count && Number(count[1]) >= 1, metrics);
+    assert(gateway.alive());
+  } finally {
+    for (const conn of idle) conn.close();
+    await gateway.stop();
+    await fake.close();
   }
 });
