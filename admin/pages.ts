@@ -94,7 +94,8 @@ export function createAdminPages(deps: AdminPagesDeps): Hono<GatewayEnv> {
   pages.get("/login", (c) => html(c, loginPage(null)));
   pages.post("/login", async (c) => {
     const ip = c.get("clientIp") ?? "unknown";
-    const wait = deps.gate.waitSeconds(ip);
+    // The attempt counts as failed until the key is checked, however long its body takes.
+    const wait = deps.gate.reserve(ip);
     if (wait > 0) {
       c.header("retry-after", String(wait));
       return html(c, loginPage(`Too many failed attempts: try again in ${wait} s`), 429);
@@ -108,10 +109,10 @@ export function createAdminPages(deps: AdminPagesDeps): Hono<GatewayEnv> {
       return html(c, loginPage(err.message), err.status);
     }
     if (!key || !adminKeyMatches(key, deps.adminKeyHash)) {
-      deps.gate.fail(ip);
       deps.log.warn("admin UI login failed", { client_ip: ip });
       return html(c, loginPage("That admin key is not valid"), 401);
     }
+    deps.gate.refund(ip);
     c.header(
       "set-cookie",
       deps.sessions.cookie(c, deps.sessions.issue(), deps.sessions.maxAgeSeconds),
