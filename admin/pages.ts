@@ -119,14 +119,15 @@ export function createAdminPages(deps: AdminPagesDeps): Hono<GatewayEnv> {
     );
     return c.redirect("/admin", 303);
   });
-  pages.post("/logout", (c) => {
+  pages.post("/logout", async (c) => {
+    await deps.sessions.revoke(sessionToken(c));
     c.header("set-cookie", deps.sessions.cookie(c, "", 0));
     return c.redirect("/admin/login", 303);
   });
 
-  const page = (name: string) => (c: Context<GatewayEnv>) => {
+  const page = (name: string) => async (c: Context<GatewayEnv>) => {
     const token = sessionToken(c);
-    if (!token || !deps.sessions.valid(token)) return c.redirect("/admin/login", 303);
+    if (!token || !(await deps.sessions.valid(token))) return c.redirect("/admin/login", 303);
     const nav = `<header><nav aria-label="Main">
 <strong>ModelGate</strong>
 ${

@@ -83,7 +83,7 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
   });
 
   const resolveIp = clientIp(config.server.trustedProxies);
-  const sessions = new Sessions(deps.adminKeyHash, now);
+  const sessions = new Sessions({ adminKeyHash: deps.adminKeyHash, now, kv: deps.keys.kv });
   const gate = new FailureGate(now);
   const requireAdmin = adminAuth({
     adminKeyHash: deps.adminKeyHash,

@@ -156,3 +156,51 @@ Deno.test("admin API: concurrent bearer guesses with slow bodies share the login
     await gateway.shutdown();
   }
 });
+
+Deno.test("admin sessions: logout revokes the cookie on this and every instance sharing the KV", async () => {
+  const kv = await Deno.openKv(":memory:");
+  let now = Date.now();
+  const clock = () => now;
+  const first = await startTestGateway("", { kv, now: clock });
+  const second = await startTestGateway("", { kv, now: clock });
+  try {
+    const login = await postLogin(first.url, `api_key=${ADMIN_KEY}`);
+    await login.body?.cancel();
+    const cookie = login.headers.get("set-cookie")!.split(";")[0];
+    const page = (url: string) =>
+      fetch(`${url}/admin/keys`, { headers: { cookie }, redirect: "manual" });
+    const api = (url: string) => fetch(`${url}/admin/api/keys`, { headers: { cookie } });
+    const expect = async (url: string, pageStatus: number, apiStatus: number) => {
+      const shown = await page(url);
+      await shown.body?.cancel();
+      assertEquals(shown.status, pageStatus, `${url} page`);
+      if (pageStatus === 303) assertEquals(shown.headers.get("location"), "/admin/login");
+      const listed = await api(url);
+      await listed.body?.cancel();
+      assertEquals(listed.status, apiStatus, `${url} API`);
+    };
+    await expect(first.url, 200, 200);
+    await expect(second.url, 200, 200);
+
+    const out = await fetch(`${first.url}/admin/logout`, {
+      method: "POST",
+      headers: { cookie },
+      redirect: "manual",
+    });
+    await out.body?.cancel();
+    assertEquals(out.status, 303);
+    assertStringIncludes(out.headers.get("set-cookie") ?? "", "Max-Age=0");
+    await expect(first.url, 303, 401);
+    // The other instance may trust its answer of the last second; not longer.
+    now += 1001;
+    await expect(second.url, 303, 401);
+
+    const again = await postLogin(second.url, `api_key=${ADMIN_KEY}`);
+    await again.body?.cancel();
+    assertEquals(again.status, 303, "a new login still works");
+  } finally {
+    await first.shutdown();
+    await second.shutdown();
+    kv.close();
+  }
+});
