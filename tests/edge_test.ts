@@ -204,3 +204,42 @@ Deno.test("admin sessions: logout revokes the cookie on this and every instance 
     kv.close();
   }
 });
+
+Deno.test("paths: a model name is decoded exactly once; malformed escapes are 400, never 500", async () => {
+  const gateway = await startTestGateway(`
+backends:
+  - { name: up, type: vllm, base_url: "http://127.0.0.1:9", models: [gpt-test, "org/model%41"] }
+`);
+  try {
+    const cases: [string, number, string][] = [
+      ["/v1/models/%E0%A4%A", 400, "invalid_request_error"],
+      ["/v1/models/%FF", 400, "invalid_request_error"],
+      ["/v1/models/%", 400, "invalid_request_error"],
+      ["/v1/models/gpt%ZZ", 400, "invalid_request_error"],
+      ["/v1/models/%25E0", 404, "model_not_found"],
+      ["/v1/models/gpt%2Dtest", 200, "gpt-test"],
+      ["/v1/models/org%2Fmodel%2541", 200, "org/model%41"],
+      ["/v1/models/org/model%2541", 200, "org/model%41"],
+      ["/v1/models/org%2Fmodel%41", 404, "model_not_found"],
+    ];
+    for (const [path, status, expected] of cases) {
+      const response = await fetch(`${gateway.url}${path}`, { headers: gateway.auth });
+      const body = await response.json();
+      assertEquals(response.status, status, path);
+      if (status === 200) assertEquals(body.id, expected, path);
+      else assertEquals(status === 400 ? body.error.type : body.error.code, expected, path);
+    }
+    // The SDK escapes the name itself; it comes back as it was sent.
+    const model = await gateway.client().models.retrieve("org/model%41");
+    assertEquals(model.id, "org/model%41");
+    for (const path of ["/admin/api/keys/%E0%A4%A", "/admin/%E0", "/%E0", "/v1/%C3%28"]) {
+      const response = await fetch(`${gateway.url}${path}`, {
+        headers: { authorization: `Bearer ${ADMIN_KEY}` },
+      });
+      assertEquals(response.status, 400, path);
+      assertEquals((await response.json()).error.type, "invalid_request_error");
+    }
+  } finally {
+    await gateway.shutdown();
+  }
+});
