@@ -304,6 +304,11 @@ Deno.test("hostile requests: huge or many headers, bad cookies and stray bytes g
       const status = await raw(head);
       assert(status >= 300 && status < 500, `${head.slice(0, 60)} -> ${status}`);
     }
+    // Under the header limits README states (64 KiB, 128 lines) a request is served.
+    const fewer = [...Array(120).keys()].map((i) => `x-h${i}: v\r\n`).join("");
+    assertEquals(await raw(`GET /healthz HTTP/1.1\r\nhost: g\r\n${fewer}\r\n`), 200);
+    const big = `x-big: ${"a".repeat(60_000)}\r\n`;
+    assertEquals(await raw(`GET /healthz HTTP/1.1\r\nhost: g\r\n${big}\r\n`), 200);
     const cookies = [
       "mg_session=%%%",
       "mg_session",
