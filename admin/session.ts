@@ -71,6 +71,8 @@ export class Sessions {
     this.#notRevoked.delete(session.nonce);
     await this.#kv.set(revokedSessionKey(session.nonce), true, {
       expireIn: Math.max(1, session.expires - this.#now()),
+    }).catch((err) => {
+      throw sessionStoreUnavailable(err);
     });
   }
 
@@ -93,12 +95,7 @@ export class Sessions {
     try {
       revoked = (await this.#kv.get(revokedSessionKey(nonce))).value !== null;
     } catch (err) {
-      throw new GatewayError("Admin sessions cannot be checked right now; retry", {
-        status: 503,
-        type: "api_error",
-        code: "session_store_unavailable",
-        cause: err,
-      });
+      throw sessionStoreUnavailable(err);
     }
     this.#notRevoked.delete(nonce);
     if (!revoked) {
@@ -129,6 +126,17 @@ export class Sessions {
   #sign(text: string): string {
     return createHmac("sha256", this.#secret).update(text).digest("base64url");
   }
+}
+
+/** 503 when KV cannot say whether a session was revoked, or record that it was. */
+function sessionStoreUnavailable(cause: unknown): GatewayError {
+  return new GatewayError("Admin sessions cannot be checked right now; retry", {
+    status: 503,
+    type: "api_error",
+    code: "session_store_unavailable",
+    headers: { "retry-after": "1" },
+    cause,
+  });
 }
 
 /** Reads the session cookie of a request. */

@@ -336,3 +336,24 @@ Deno.test("hostile requests: huge or many headers, bad cookies and stray bytes g
     await gateway.shutdown();
   }
 });
+
+Deno.test("admin sessions: when KV cannot answer, a cookie gets 503, not a pass and not a 500", async () => {
+  const kv = await Deno.openKv(":memory:");
+  let now = Date.now();
+  const gateway = await startTestGateway("", { kv, now: () => now });
+  try {
+    const login = await postLogin(gateway.url, `api_key=${ADMIN_KEY}`);
+    await login.body?.cancel();
+    const cookie = login.headers.get("set-cookie")!.split(";")[0];
+    kv.close();
+    now += 1001;
+    const page = await fetch(`${gateway.url}/admin/keys`, { headers: { cookie } });
+    assertEquals(page.status, 503);
+    assertEquals((await page.json()).error.code, "session_store_unavailable");
+    const out = await fetch(`${gateway.url}/admin/logout`, { method: "POST", headers: { cookie } });
+    assertEquals(out.status, 503);
+    await out.body?.cancel();
+  } finally {
+    await gateway.shutdown();
+  }
+});
