@@ -16,6 +16,8 @@ RUN mkdir -p /app/data && chown -R deno:deno /app/data
 VOLUME ["/app/data"]
 USER deno
 EXPOSE 8080
+# Raise the descriptor limit at run time (a Dockerfile cannot): `docker run --ulimit
+# nofile=65536:65536 ...`, or `ulimits` in docker-compose.yml. Running out is survived, not fatal.
 ENV MODELGATE_KV=/app/data/modelgate.kv
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
   CMD ["deno", "eval", "const r = await fetch('http://127.0.0.1:8080/healthz'); Deno.exit(r.ok ? 0 : 1)"]

@@ -4,6 +4,7 @@ import type { Context } from "hono";
 import type { KeyDefaults } from "../src/config.ts";
 import type { GatewayEnv } from "../src/context.ts";
 import { invalidRequest } from "../src/errors.ts";
+import { readJsonObject } from "../src/http/body.ts";
 import type { KeyDirectory } from "../src/pipeline/key_directory.ts";
 import type { BackendStats } from "../src/routing/backend_stats.ts";
 import type { ModelRegistry } from "../src/routing/registry.ts";
@@ -27,27 +28,67 @@ export interface AdminApiDeps {
   now: () => number;
 }
 
-async function jsonOf(c: Context<GatewayEnv>, text?: string): Promise<unknown> {
-  try {
-    return text === undefined ? await c.req.json() : JSON.parse(text);
-  } catch {
-    throw invalidRequest("Request body is not valid JSON");
+/** Largest admin API request body: key fields are small, 1 MiB leaves room for metadata. */
+export const ADMIN_BODY_BYTES = 1024 * 1024;
+
+function jsonOf(c: Context<GatewayEnv>, whenEmpty?: Record<string, unknown>) {
+  return readJsonObject(c.req.raw, { maxBytes: ADMIN_BODY_BYTES, whenEmpty });
+}
+
+/** Longest query or path value: KV keys built from one must stay under Deno KV's 2 KiB. */
+const MAX_PARAM_CHARS = 500;
+/** Dates outside these years cannot be bucketed (or even printed) and are refused. */
+const EARLIEST_MS = Date.UTC(1970, 0, 1);
+const LATEST_MS = Date.UTC(9999, 11, 31);
+
+function textParam(c: Context<GatewayEnv>, name: string): string | undefined {
+  const value = c.req.query(name);
+  if (value !== undefined && value.length > MAX_PARAM_CHARS) {
+    throw invalidRequest(`Query parameter must be at most ${MAX_PARAM_CHARS} characters`, name);
   }
+  return value;
 }
 
 function intParam(c: Context<GatewayEnv>, name: string): number | undefined {
-  const value = c.req.query(name);
+  const value = textParam(c, name);
   if (value === undefined || value === "") return undefined;
   if (!/^\d+$/.test(value)) throw invalidRequest("Query parameter must be a whole number", name);
   return Number(value);
 }
 
 function timeParam(c: Context<GatewayEnv>, name: string, fallback: number): number {
-  const value = c.req.query(name);
+  const value = textParam(c, name);
   if (!value) return fallback;
   const ms = Date.parse(value);
-  if (Number.isNaN(ms)) throw invalidRequest("Query parameter must be an ISO date", name);
+  if (Number.isNaN(ms) || ms < EARLIEST_MS || ms > LATEST_MS) {
+    throw invalidRequest("Query parameter must be an ISO date from 1970 to 9999", name);
+  }
   return ms;
+}
+
+/** The key id of the path; one longer than any id (KV refuses long keys) is a 400, not a 500. */
+function keyId(c: Context<GatewayEnv>): string {
+  const id = c.req.param("id") ?? "";
+  if (id.length > MAX_PARAM_CHARS) {
+    throw invalidRequest(`Path parameter must be at most ${MAX_PARAM_CHARS} characters`, "id");
+  }
+  return id;
+}
+
+/** Runs a listing with the request's `cursor`; a cursor KV does not recognise is a 400. */
+async function paged<T>(
+  c: Context<GatewayEnv>,
+  list: (cursor: string | undefined) => Promise<T>,
+): Promise<T> {
+  const cursor = textParam(c, "cursor");
+  try {
+    return await list(cursor);
+  } catch (err) {
+    if (cursor && err instanceof TypeError && /cursor/i.test(err.message)) {
+      throw invalidRequest("Query parameter is not a cursor from a previous page", "cursor");
+    }
+    throw err;
+  }
 }
 
 /** Builds the admin API sub-app; authentication is added by the caller. */
@@ -84,27 +125,27 @@ export function createAdminApi(deps: AdminApiDeps): Hono<GatewayEnv> {
     return c.json({ key: issued.key, record: await deps.keys.view(issued.record, today()) }, 201);
   });
   api.get("/keys", async (c) => {
-    const page = await deps.keys.list({
-      cursor: c.req.query("cursor"),
-      limit: intParam(c, "limit"),
-      search: c.req.query("search"),
-    });
+    const page = await paged(
+      c,
+      (cursor) =>
+        deps.keys.list({ cursor, limit: intParam(c, "limit"), search: textParam(c, "search") }),
+    );
     const data = await Promise.all(page.data.map((record) => deps.keys.view(record, today())));
     return c.json({ data, next_cursor: page.next_cursor });
   });
   api.get(
     "/keys/:id",
-    async (c) => c.json(await deps.keys.view(await deps.keys.require(c.req.param("id")), today())),
+    async (c) => c.json(await deps.keys.view(await deps.keys.require(keyId(c)), today())),
   );
   api.patch("/keys/:id", async (c) => {
     const fields = validateKeyFields(await jsonOf(c), false);
-    const record = await deps.keys.update(c.req.param("id"), fields);
+    const record = await deps.keys.update(keyId(c), fields);
     changed(record.id);
     await audit(c, "key.update", record.id, { fields });
     return c.json(await deps.keys.view(record, today()));
   });
   api.delete("/keys/:id", async (c) => {
-    const id = c.req.param("id");
+    const id = keyId(c);
     await deps.keys.delete(id);
     deps.broker.forget(id);
     changed(id);
@@ -112,22 +153,21 @@ export function createAdminApi(deps: AdminApiDeps): Hono<GatewayEnv> {
     return c.json({ id, deleted: true });
   });
   api.post("/keys/:id/rotate", async (c) => {
-    const text = await c.req.text();
-    const body = (text.trim() ? await jsonOf(c, text) : {}) as Record<string, unknown> | null;
-    const grace = body?.grace_seconds ?? 0;
+    const body = await jsonOf(c, {});
+    const grace = body.grace_seconds ?? 0;
     if (typeof grace !== "number" || !Number.isInteger(grace) || grace < 0 || grace > 30 * 86_400) {
       throw invalidRequest(
         "Field must be a whole number of seconds up to 30 days",
         "grace_seconds",
       );
     }
-    const issued = await deps.keys.rotate(c.req.param("id"), grace);
+    const issued = await deps.keys.rotate(keyId(c), grace);
     changed(issued.record.id);
     await audit(c, "key.rotate", issued.record.id, { grace_seconds: grace });
     return c.json({ key: issued.key, record: await deps.keys.view(issued.record, today()) });
   });
   api.post("/keys/:id/reset-usage", async (c) => {
-    const id = c.req.param("id");
+    const id = keyId(c);
     // Usage not yet written by this instance would land after the reset: write it first.
     await deps.broker.flush();
     await deps.keys.resetUsage(id, today());
@@ -145,9 +185,9 @@ export function createAdminApi(deps: AdminApiDeps): Hono<GatewayEnv> {
     const to = timeParam(c, "to", deps.now());
     const from = timeParam(c, "from", to - 7 * 86_400_000);
     let subjects: string[] | undefined;
-    const key = c.req.query("key");
-    const model = c.req.query("model");
-    const group = c.req.query("group");
+    const key = textParam(c, "key");
+    const model = textParam(c, "model");
+    const group = textParam(c, "group");
     if (by === "key" && key) subjects = [key];
     if (by === "model" && model) subjects = [model];
     if (by === "key" && group) {
@@ -166,12 +206,13 @@ export function createAdminApi(deps: AdminApiDeps): Hono<GatewayEnv> {
   });
   api.get("/requests", async (c) =>
     c.json(
-      await deps.ledger.listRequests({
-        cursor: c.req.query("cursor"),
-        limit: intParam(c, "limit"),
-        keyId: c.req.query("key"),
-        model: c.req.query("model"),
-      }),
+      await paged(c, (cursor) =>
+        deps.ledger.listRequests({
+          cursor,
+          limit: intParam(c, "limit"),
+          keyId: textParam(c, "key"),
+          model: textParam(c, "model"),
+        })),
     ));
   api.get("/backends", (c) =>
     c.json({
@@ -200,10 +241,10 @@ export function createAdminApi(deps: AdminApiDeps): Hono<GatewayEnv> {
     "/audit",
     async (c) =>
       c.json(
-        await listAudit(deps.keys.kv, {
-          cursor: c.req.query("cursor"),
-          limit: intParam(c, "limit"),
-        }),
+        await paged(
+          c,
+          (cursor) => listAudit(deps.keys.kv, { cursor, limit: intParam(c, "limit") }),
+        ),
       ),
   );
   return api;

@@ -35,7 +35,11 @@ export function adminKeyMatches(presented: string, expectedHash: string): boolea
   return presentedHash.length === expected.length && timingSafeEqual(presentedHash, expected);
 }
 
-/** Counts failed admin logins per address; an address over the limit waits out its window. */
+/**
+ * Counts admin login attempts per address; an address over the limit waits out its window. An
+ * attempt takes its slot before it is evaluated and gives it back only when it succeeds, so
+ * attempts in flight at once (e.g. holding back their bodies) can never exceed the limit.
+ */
 export class FailureGate {
   #failures = new Map<string, { count: number; since: number }>();
   constructor(
@@ -44,22 +48,25 @@ export class FailureGate {
     readonly windowMs = 60_000,
   ) {}
 
-  /** Seconds the address must still wait, or 0. */
-  waitSeconds(ip: string): number {
+  /** Takes a slot for one attempt: 0, or the seconds the address must wait (no slot taken). */
+  reserve(ip: string): number {
     const now = this.now();
     const entry = this.#failures.get(ip);
     if (entry && now - entry.since > this.windowMs) this.#failures.delete(ip);
-    const current = this.#failures.get(ip);
-    if (!current || current.count < this.maxFailures) return 0;
-    return Math.max(1, Math.ceil((current.since + this.windowMs - now) / 1000));
+    const current = this.#failures.get(ip) ?? { count: 0, since: now };
+    if (current.count >= this.maxFailures) {
+      return Math.max(1, Math.ceil((current.since + this.windowMs - now) / 1000));
+    }
+    current.count++;
+    this.#failures.set(ip, current);
+    if (this.#failures.size > 10_000) this.#failures.delete(this.#failures.keys().next().value!);
+    return 0;
   }
 
-  /** Records one failure. */
-  fail(ip: string): void {
-    const entry = this.#failures.get(ip) ?? { count: 0, since: this.now() };
-    entry.count++;
-    this.#failures.set(ip, entry);
-    if (this.#failures.size > 10_000) this.#failures.delete(this.#failures.keys().next().value!);
+  /** Gives back the slot of an attempt that succeeded. */
+  refund(ip: string): void {
+    const entry = this.#failures.get(ip);
+    if (entry && entry.count > 0) entry.count--;
   }
 }
 
@@ -82,12 +89,11 @@ export function adminAuth(options: AdminAuthOptions): MiddlewareHandler<GatewayE
   return async function requireAdmin(c, next) {
     if (options.alternative && await options.alternative(c)) return await next();
     const ip = c.get("clientIp") ?? "unknown";
-    const wait = gate.waitSeconds(ip);
+    const wait = gate.reserve(ip);
     if (wait > 0) throw tooManyFailures(wait);
     const header = c.req.header("authorization") ?? "";
     const token = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
     if (!token || !adminKeyMatches(token, options.adminKeyHash)) {
-      gate.fail(ip);
       options.metrics.inc("modelgate_admin_auth_failures_total");
       options.log.warn("admin authentication failed", { client_ip: ip });
       throw new GatewayError("Invalid admin key", {
@@ -96,6 +102,7 @@ export function adminAuth(options: AdminAuthOptions): MiddlewareHandler<GatewayE
         code: "invalid_api_key",
       });
     }
+    gate.refund(ip);
     await next();
   };
 }

@@ -5,10 +5,15 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import type { GatewayEnv } from "../src/context.ts";
+import { GatewayError } from "../src/errors.ts";
+import { readForm } from "../src/http/body.ts";
 import type { Logger } from "../src/log.ts";
 import { adminKeyMatches, type FailureGate } from "./auth.ts";
 import { readAsset } from "./assets.ts";
 import { type Sessions, sessionToken } from "./session.ts";
+
+/** Largest login form accepted: it holds one admin key. */
+export const LOGIN_BODY_BYTES = 8 * 1024;
 
 /** Pages of the admin UI, in navigation order. */
 export const PAGES = [
@@ -89,32 +94,40 @@ export function createAdminPages(deps: AdminPagesDeps): Hono<GatewayEnv> {
   pages.get("/login", (c) => html(c, loginPage(null)));
   pages.post("/login", async (c) => {
     const ip = c.get("clientIp") ?? "unknown";
-    const wait = deps.gate.waitSeconds(ip);
+    // The attempt counts as failed until the key is checked, however long its body takes.
+    const wait = deps.gate.reserve(ip);
     if (wait > 0) {
       c.header("retry-after", String(wait));
       return html(c, loginPage(`Too many failed attempts: try again in ${wait} s`), 429);
     }
-    const form = await c.req.parseBody().catch(() => ({} as Record<string, unknown>));
-    const key = typeof form.api_key === "string" ? form.api_key : "";
+    let key: string;
+    try {
+      key = (await readForm(c.req.raw, { maxBytes: LOGIN_BODY_BYTES })).get("api_key") ?? "";
+    } catch (err) {
+      // Too large, too slow or not a form: said on the page, as the form's other errors are.
+      if (!(err instanceof GatewayError) || err.status >= 500) throw err;
+      return html(c, loginPage(err.message), err.status);
+    }
     if (!key || !adminKeyMatches(key, deps.adminKeyHash)) {
-      deps.gate.fail(ip);
       deps.log.warn("admin UI login failed", { client_ip: ip });
       return html(c, loginPage("That admin key is not valid"), 401);
     }
+    deps.gate.refund(ip);
     c.header(
       "set-cookie",
       deps.sessions.cookie(c, deps.sessions.issue(), deps.sessions.maxAgeSeconds),
     );
     return c.redirect("/admin", 303);
   });
-  pages.post("/logout", (c) => {
+  pages.post("/logout", async (c) => {
+    await deps.sessions.revoke(sessionToken(c));
     c.header("set-cookie", deps.sessions.cookie(c, "", 0));
     return c.redirect("/admin/login", 303);
   });
 
-  const page = (name: string) => (c: Context<GatewayEnv>) => {
+  const page = (name: string) => async (c: Context<GatewayEnv>) => {
     const token = sessionToken(c);
-    if (!token || !deps.sessions.valid(token)) return c.redirect("/admin/login", 303);
+    if (!token || !(await deps.sessions.valid(token))) return c.redirect("/admin/login", 303);
     const nav = `<header><nav aria-label="Main">
 <strong>ModelGate</strong>
 ${

@@ -7,6 +7,7 @@ import { createAdminApi } from "../admin/api.ts";
 import type { Config } from "./config.ts";
 import type { GatewayEnv } from "./context.ts";
 import { GatewayError, toGatewayError } from "./errors.ts";
+import { wellFormedPath } from "./http/path.ts";
 import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import type { PendingWork } from "./pending.ts";
@@ -115,8 +116,9 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
     return c.json(isOllamaPath(c.req.path) ? ollamaErrorOf(error) : error.toJSON(), 404);
   });
 
+  app.use(wellFormedPath());
   const resolveIp = clientIp(config.server.trustedProxies);
-  const sessions = new Sessions(deps.adminKeyHash, now);
+  const sessions = new Sessions({ adminKeyHash: deps.adminKeyHash, now, kv: deps.keys.kv });
   const gate = new FailureGate(now);
   const requireAdmin = adminAuth({
     adminKeyHash: deps.adminKeyHash,

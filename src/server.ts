@@ -1,8 +1,9 @@
-/** Starts the gateway: config -> KV -> adapters -> registry -> app -> Deno.serve; stops it cleanly. */
+/** Starts the gateway: config -> KV -> adapters -> registry -> app -> HTTP; stops it cleanly. */
 import { createAdapter } from "../adapters/mod.ts";
 import { createRedactor } from "../adapters/redact.ts";
 import { resolveAdminKeyHash } from "./admin_key.ts";
 import { createApp } from "./app.ts";
+import { serveResilient } from "./http/listener.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { shuttingDown } from "./errors.ts";
@@ -95,14 +96,16 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
       cert: await Deno.readTextFile(config.server.tls.certFile),
       key: await Deno.readTextFile(config.server.tls.keyFile),
     }
-    : {};
-  const server = Deno.serve({
+    : undefined;
+  const server = serveResilient({
     hostname: config.server.host,
     port: config.server.port,
-    ...tls,
-    onListen() {},
-  }, (request, info) => app.fetch(request, info));
-  const address = server.addr as Deno.NetAddr;
+    tls,
+    handler: (request, info) => app.fetch(request, info),
+    log,
+    metrics,
+  });
+  const address = server.addr;
   const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
   const url = `${config.server.tls ? "https" : "http"}://${host}:${address.port}`;
   let stopping: Promise<void> | null = null;

@@ -22,7 +22,8 @@ export function listModels(registry: ModelRegistry, allowed: ModelFilter): Handl
 /** Describes one model; a model the caller may not use looks the same as one that does not exist. */
 export function getModel(registry: ModelRegistry, allowed: ModelFilter): Handler<GatewayEnv> {
   return function getModelHandler(c) {
-    const id = decodeURIComponent(c.req.param("model") ?? "");
+    // Decoded once, by Hono; the app refuses paths with escapes that do not decode.
+    const id = c.req.param("model") ?? "";
     const found = registry.list().find((m) => m.id === id);
     if (!found || !allowed(c, found.id)) throw modelNotFound(id);
     return c.json(toOpenAi(found));

@@ -1,0 +1,116 @@
+/**
+ * The one bounded reader of request bodies: every route that reads a body reads it here, with a
+ * byte limit suited to the route and a bound on how long the client may stay silent. Nothing is
+ * buffered past the limit: a declared Content-Length over it is refused before reading, and a body
+ * without one (chunked) is refused the moment the bytes read pass it.
+ */
+import { GatewayError, invalidRequest, requestTooLarge } from "../errors.ts";
+
+/** Longest silence between two parts of a request body, in ms, before it is refused with 408. */
+export const BODY_IDLE_MS = 30_000;
+
+/** Limits of one body read. */
+export interface BodyLimits {
+  /** Largest body accepted, in bytes; past it the request gets 413. */
+  maxBytes: number;
+  /** Longest silence between two parts of the body, in ms (default {@linkcode BODY_IDLE_MS}). */
+  idleMs?: number;
+}
+
+/** 408 for a client that stopped sending its body. */
+function bodyTimeout(idleMs: number): GatewayError {
+  return new GatewayError(`Request body stalled: nothing received for ${idleMs} ms`, {
+    status: 408,
+    type: "invalid_request_error",
+    code: "request_timeout",
+  });
+}
+
+/** Reads a request body into memory, refusing it with 413 past `maxBytes` and 408 when it stalls. */
+export async function readBody(request: Request, limits: BodyLimits): Promise<Uint8Array> {
+  const { maxBytes, idleMs = BODY_IDLE_MS } = limits;
+  const declared = request.headers.get("content-length");
+  if (declared !== null && Number(declared) > maxBytes) throw requestTooLarge(maxBytes);
+  if (!request.body) return new Uint8Array();
+  const reader = request.body.getReader();
+  let timedOut = false;
+  // Cancelling the reader ends a pending read at once, so no read outlives the timer.
+  const onIdle = () => {
+    timedOut = true;
+    reader.cancel().catch(() => {});
+  };
+  let timer = setTimeout(onIdle, idleMs);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (timedOut) throw bodyTimeout(idleMs);
+      if (done) break;
+      size += value.byteLength;
+      if (size > maxBytes) {
+        reader.cancel().catch(() => {});
+        throw requestTooLarge(maxBytes);
+      }
+      chunks.push(value);
+      clearTimeout(timer);
+      timer = setTimeout(onIdle, idleMs);
+    }
+  } finally {
+    clearTimeout(timer);
+    reader.releaseLock();
+  }
+  return concat(chunks, size);
+}
+
+function concat(chunks: Uint8Array[], size: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  const all = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return all;
+}
+
+/** Reads a JSON body; `undefined` when the body is empty (or blank), 400 when it is not UTF-8 JSON. */
+export async function readJson(request: Request, limits: BodyLimits): Promise<unknown> {
+  const bytes = await readBody(request, limits);
+  try {
+    // JSON is UTF-8 (RFC 8259): other bytes are not JSON either.
+    const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return text.trim() === "" ? undefined : JSON.parse(text);
+  } catch {
+    throw invalidRequest("Request body is not valid JSON");
+  }
+}
+
+/** Reads a body that must be a JSON object; an empty body is `whenEmpty` if given, else 400. */
+export async function readJsonObject(
+  request: Request,
+  limits: BodyLimits & { whenEmpty?: Record<string, unknown> },
+): Promise<Record<string, unknown>> {
+  const parsed = await readJson(request, limits);
+  if (parsed === undefined) {
+    if (limits.whenEmpty) return limits.whenEmpty;
+    throw invalidRequest("Request body is empty: expected a JSON object");
+  }
+  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw invalidRequest("Request body must be a JSON object");
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** Reads an `application/x-www-form-urlencoded` body (an HTML form); other types get 415. */
+export async function readForm(request: Request, limits: BodyLimits): Promise<URLSearchParams> {
+  const type = request.headers.get("content-type") ?? "";
+  if (type.split(";")[0].trim().toLowerCase() !== "application/x-www-form-urlencoded") {
+    throw new GatewayError("Expected an application/x-www-form-urlencoded body", {
+      status: 415,
+      type: "invalid_request_error",
+      code: "unsupported_media_type",
+    });
+  }
+  return new URLSearchParams(new TextDecoder().decode(await readBody(request, limits)));
+}
