@@ -1,7 +1,7 @@
 /** Shared upstream HTTP plumbing: timeouts, transport errors and the backend's own error answers. */
 import { GatewayError, upstreamError, upstreamTimeout } from "../src/errors.ts";
 import { type ConnectProbe, createConnectProbe } from "./connect_probe.ts";
-import { readBody, ReadBodyError } from "./read_body.ts";
+import { readStream, ReadStreamError } from "../src/http/read_stream.ts";
 import type { AdapterDeps, BackendConfig } from "./types.ts";
 
 const probes = new WeakMap<BackendConfig, ConnectProbe>();
@@ -108,7 +108,7 @@ export async function upstreamStatusError(
 ): Promise<GatewayError> {
   let text = "";
   try {
-    const bytes = await readBody(response.body, {
+    const bytes = await readStream(response.body, {
       maxBytes: MAX_ERROR_BODY_BYTES,
       idleMs: config.timeouts.idleMs,
       signal,
@@ -177,13 +177,13 @@ export async function readUpstreamJson(
 ): Promise<Record<string, unknown>> {
   let bytes: Uint8Array;
   try {
-    bytes = await readBody(response.body, {
+    bytes = await readStream(response.body, {
       maxBytes: deps.maxResponseBytes,
       idleMs: config.timeouts.idleMs,
       signal,
     });
   } catch (err) {
-    if (!(err instanceof ReadBodyError)) {
+    if (!(err instanceof ReadStreamError)) {
       throw upstreamError(`Backend "${config.name}" failed while sending its answer`, err);
     }
     if (err.reason === "too_large") {

@@ -5,6 +5,7 @@
  * without one (chunked) is refused the moment the bytes read pass it.
  */
 import { GatewayError, invalidRequest, requestTooLarge } from "../errors.ts";
+import { readStream, ReadStreamError } from "./read_stream.ts";
 
 /** Longest silence between two parts of a request body, in ms, before it is refused with 408. */
 export const BODY_IDLE_MS = 30_000;
@@ -31,47 +32,12 @@ export async function readBody(request: Request, limits: BodyLimits): Promise<Ui
   const { maxBytes, idleMs = BODY_IDLE_MS } = limits;
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > maxBytes) throw requestTooLarge(maxBytes);
-  if (!request.body) return new Uint8Array();
-  const reader = request.body.getReader();
-  let timedOut = false;
-  // Cancelling the reader ends a pending read at once, so no read outlives the timer.
-  const onIdle = () => {
-    timedOut = true;
-    reader.cancel().catch(() => {});
-  };
-  let timer = setTimeout(onIdle, idleMs);
-  const chunks: Uint8Array[] = [];
-  let size = 0;
   try {
-    while (true) {
-      const { done, value } = await reader.read();
-      if (timedOut) throw bodyTimeout(idleMs);
-      if (done) break;
-      size += value.byteLength;
-      if (size > maxBytes) {
-        reader.cancel().catch(() => {});
-        throw requestTooLarge(maxBytes);
-      }
-      chunks.push(value);
-      clearTimeout(timer);
-      timer = setTimeout(onIdle, idleMs);
-    }
-  } finally {
-    clearTimeout(timer);
-    reader.releaseLock();
+    return await readStream(request.body, { maxBytes, idleMs });
+  } catch (err) {
+    if (!(err instanceof ReadStreamError)) throw err;
+    throw err.reason === "too_large" ? requestTooLarge(maxBytes) : bodyTimeout(idleMs);
   }
-  return concat(chunks, size);
-}
-
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  const all = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return all;
 }
 
 /** Reads a JSON body; `undefined` when the body is empty (or blank), 400 when it is not UTF-8 JSON. */

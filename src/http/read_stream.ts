@@ -1,11 +1,12 @@
 /**
- * Reads a whole upstream body with three bounds: a byte limit (counted after decompression, so a
- * small gzip bomb is caught too), the longest silence between two chunks, and the caller's
- * signal (the client left, or the gateway stops). No read of a backend's body waits for ever.
+ * Reads a whole byte stream (a client's request body, a backend's answer) with three bounds: a
+ * byte limit (for a backend's answer counted after decompression, so a small gzip bomb is caught
+ * too), the longest silence between two chunks, and the caller's signal (the client left, or the
+ * gateway stops). No read waits for ever and nothing is buffered past the limit.
  */
 
-/** Options for {@linkcode readBody}. */
-export interface ReadBodyOptions {
+/** Options for {@linkcode readStream}. */
+export interface ReadStreamOptions {
   maxBytes: number;
   idleMs: number;
   signal?: AbortSignal;
@@ -17,7 +18,7 @@ export interface ReadBodyOptions {
 export type ReadFailure = "too_large" | "idle" | "aborted";
 
 /** Thrown when a body could not be read whole. */
-export class ReadBodyError extends Error {
+export class ReadStreamError extends Error {
   constructor(readonly reason: ReadFailure, readonly abortReason?: unknown) {
     super(
       reason === "too_large"
@@ -26,14 +27,14 @@ export class ReadBodyError extends Error {
         ? "body stalled"
         : "read aborted",
     );
-    this.name = "ReadBodyError";
+    this.name = "ReadStreamError";
   }
 }
 
-/** Reads `body` to its end under the bounds; throws ReadBodyError past one of them. */
-export async function readBody(
+/** Reads `body` to its end under the bounds; throws ReadStreamError past one of them. */
+export async function readStream(
   body: ReadableStream<Uint8Array> | null,
-  options: ReadBodyOptions,
+  options: ReadStreamOptions,
 ): Promise<Uint8Array> {
   if (!body) return new Uint8Array();
   const reader = body.getReader();
@@ -75,7 +76,7 @@ export async function readBody(
   } finally {
     options.signal?.removeEventListener("abort", onAbort);
   }
-  if (stopped) throw new ReadBodyError(stopped, options.signal?.reason);
+  if (stopped) throw new ReadStreamError(stopped, options.signal?.reason);
   return concat(chunks, size);
 }
 
