@@ -1,7 +1,9 @@
 /**
  * `deno task bench`: direct vs bare Deno proxy vs ModelGate, measured side by side in one run on
  * one machine, with every process started here and stopped at the end. Prints a markdown table and
- * writes it (and JSON) under bench/results/. Flags: --seconds N (per load case, default 5),
+ * writes it (and JSON) under bench/results/. Flags: --only a,b (cases: throughput, streaming,
+ * isolation, cpu, flood, limits, keys, memory, soak), --seconds N (per load case, default 5),
+ * --soak-chunks N (chunks per soak stream, default 4000),
  * --keys N (stored keys for the key-count case, default 100000), --streams N (default 1000).
  */
 import { parseArgs } from "node:util";
@@ -18,15 +20,26 @@ import {
 } from "./lib.ts";
 import { startModelGate } from "./modelgate.ts";
 import { startRedis } from "../tests/fakes/redis_server.ts";
+import { streamSoak } from "./soak.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { seconds: { type: "string" }, keys: { type: "string" }, streams: { type: "string" } },
+  options: {
+    seconds: { type: "string" },
+    keys: { type: "string" },
+    streams: { type: "string" },
+    "soak-chunks": { type: "string" },
+    only: { type: "string" },
+  },
 });
 const SECONDS = Number(values.seconds ?? 5);
 const KEY_COUNT = Number(values.keys ?? 100_000);
 const STREAMS = Number(values.streams ?? 1000);
+const SOAK_CHUNKS = Number(values["soak-chunks"] ?? 4000);
 const CONCURRENCY = 32;
+/** Cases to run (`--only soak,memory`); all by default. */
+const ONLY = values.only ? new Set(values.only.split(",")) : null;
+const runs = (name: string) => ONLY === null || ONLY.has(name);
 
 for (const tool of ["hey", "wrk"]) {
   const found = await new Deno.Command("sh", { args: ["-c", `command -v ${tool}`] }).output();
@@ -85,6 +98,46 @@ try {
   out(
     `# ModelGate benchmark — ${report.date}, ${report.cores} cores, ${SECONDS}s per case, c=${CONCURRENCY}`,
   );
+  if (runs("throughput")) await throughputCases(load);
+  if (runs("streaming")) await streamingCases(targets, gateway.pid);
+  if (runs("isolation")) await isolationCases(tmp, targets);
+  if (runs("cpu")) await cpuPerRequest(tmp, targets.modelgate, gateway.pid);
+  if (runs("flood")) await floodCase(body, targets, backendUrl);
+  await gateway.stop();
+
+  if (runs("limits")) await limiterCost(body, backendUrl, tmp);
+  if (runs("keys")) await keyCountCase(body, backendUrl, tmp);
+  if (runs("memory")) await memoryPerStream(tmp);
+  if (runs("soak")) {
+    await streamSoak({ out, budget }, {
+      dir: tmp,
+      streams: STREAMS,
+      chunks: SOAK_CHUNKS,
+      readGapMs: 20,
+    });
+  }
+
+  out();
+  out("## Budget");
+  out();
+  for (const verdict of verdicts) out(`- ${verdict}`);
+  await Deno.mkdir("bench/results", { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  await Deno.writeTextFile(`bench/results/${stamp}.md`, lines.join("\n") + "\n");
+  await Deno.writeTextFile(`bench/results/${stamp}.json`, JSON.stringify(report, null, 2));
+  console.log(`\nwritten: bench/results/${stamp}.md`);
+  await Deno.remove(tmp, { recursive: true });
+} finally {
+  await stopAll();
+}
+
+type Load = (
+  target: "direct" | "bare" | "modelgate",
+  extra?: Partial<Parameters<typeof hey>[0]>,
+) => Promise<LoadResult>;
+
+/** Throughput at c=32, then the added latency at half of ModelGate's maximum rate. */
+async function throughputCases(load: Load): Promise<void> {
   out();
   out("## Throughput (non-streamed chat, fake backend answering at once)");
   out();
@@ -127,29 +180,6 @@ try {
   budget(addedP50 < 1, `added p50 < 1 ms (${fmt(addedP50)} ms)`);
   budget(addedP99 < 5, `added p99 < 5 ms (${fmt(addedP99)} ms)`);
   report.added = { rate, directPaced, gatewayPaced };
-
-  await streamingCases(targets, gateway.pid);
-  await isolationCases(tmp, targets);
-  await cpuPerRequest(tmp, targets.modelgate, gateway.pid);
-  await floodCase(body, targets, backendUrl);
-  await gateway.stop();
-
-  await limiterCost(body, backendUrl, tmp);
-  await keyCountCase(body, backendUrl, tmp);
-  await memoryPerStream(tmp);
-
-  out();
-  out("## Budget");
-  out();
-  for (const verdict of verdicts) out(`- ${verdict}`);
-  await Deno.mkdir("bench/results", { recursive: true });
-  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-  await Deno.writeTextFile(`bench/results/${stamp}.md`, lines.join("\n") + "\n");
-  await Deno.writeTextFile(`bench/results/${stamp}.json`, JSON.stringify(report, null, 2));
-  console.log(`\nwritten: bench/results/${stamp}.md`);
-  await Deno.remove(tmp, { recursive: true });
-} finally {
-  await stopAll();
 }
 
 type Targets = Record<
