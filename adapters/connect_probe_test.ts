@@ -12,6 +12,7 @@ const config: BackendConfig = {
   authPrefix: "Bearer ",
   models: null,
   weight: 1,
+  maxConcurrency: 0,
   timeouts: { connectMs: 30, firstByteMs: 60_000, idleMs: 60_000 },
   headers: {},
 };
