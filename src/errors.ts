@@ -99,13 +99,13 @@ export function upstreamTimeout(message: string, cause?: unknown): GatewayError 
   });
 }
 
-/** 503 when no backend for a model is currently usable. */
-export function noBackendAvailable(model: string): GatewayError {
+/** 503 when no backend for a model is currently usable; `retryAfter` in seconds. */
+export function noBackendAvailable(model: string, retryAfter = 1): GatewayError {
   return new GatewayError(`No backend is available for model "${model}"`, {
     status: 503,
     type: "api_error",
     code: "no_backend_available",
-    headers: { "retry-after": "1" },
+    headers: { "retry-after": String(retryAfter) },
   });
 }
 

@@ -41,6 +41,8 @@ export async function startTestGateway(
   if (!/^\s*storage:/m.test(yaml)) config.storage.kv = ":memory:";
   config.admin.apiKey ??= ADMIN_KEY;
   config.discovery.intervalSeconds = 0;
+  // Background probes would add requests the fakes count; tests that want them configure them.
+  if (!/^\s*health:/m.test(yaml)) config.routing.health.intervalSeconds = 0;
   const logs: string[] = [];
   const log: Logger = createLogger("debug", (line) => logs.push(line));
   const gateway = await startGateway({

@@ -38,8 +38,8 @@ const REFUSALS: Record<QuotaRefusal, string> = {
 export function createAdmission(options: AdmissionOptions) {
   return async function admit(c: Context<GatewayEnv>, admission: Admission): Promise<void> {
     const key = c.get("key");
-    const { request, route, endpoint, body } = admission;
-    if (!modelAllowed(key, request.model) && !modelAllowed(key, route.model)) {
+    const { request, model, endpoint, body } = admission;
+    if (!modelAllowed(key, request.model) && !modelAllowed(key, model)) {
       throw modelNotAllowed(request.model);
     }
     const answer = endpoint === "embeddings" ? 0 : request.maxTokens ?? options.defaultMaxTokens;

@@ -3,23 +3,19 @@ import type { Context, Handler } from "hono";
 import type { Endpoint, Usage } from "../../adapters/types.ts";
 import type { GatewayEnv } from "../context.ts";
 import type { Logger } from "../log.ts";
-import type { ModelRegistry } from "../routing/registry.ts";
+import type { Router } from "../routing/types.ts";
 import { estimatePromptTokens } from "../usage/estimate.ts";
 import { meterStream, type StreamSummary } from "../usage/meter.ts";
 import { type ExchangeOptions, finish, finishExchange } from "./exchange.ts";
 import { type ProxyRequest, validateBody } from "./validate.ts";
 import type { PendingWork } from "../pending.ts";
-import type { BackendStats } from "../routing/backend_stats.ts";
-import type { Route } from "../routing/registry.ts";
 
 /** What the proxy handlers need. */
 export interface ProxyDeps {
-  registry: ModelRegistry;
+  router: Router;
   now: () => number;
   log: Logger;
   pending?: PendingWork;
-  /** In-flight and recent numbers per backend. */
-  stats?: BackendStats;
   /** Aborted when shutdown stops waiting: ends open streams and upstream waits cleanly. */
   stop?: AbortSignal;
   /** Model used when a request names none (a key's default model). */
@@ -36,7 +32,8 @@ export interface Admission {
   endpoint: Endpoint;
   request: ProxyRequest;
   body: Record<string, unknown>;
-  route: Route;
+  /** The model the requested name stands for in the key's group (aliases resolved). */
+  model: string;
 }
 
 const SSE_HEADERS = {
@@ -55,23 +52,33 @@ export function proxyEndpoint(endpoint: Endpoint, deps: ProxyDeps): Handler<Gate
     ex.endpoint = endpoint;
     ex.model = request.model;
     ex.stream = request.stream;
-    const route = deps.registry.resolve(request.model);
-    await deps.beforeSend?.(c, { endpoint, request, body, route });
+    const group = c.get("key").group || "default";
+    const model = deps.router.canonical(request.model, group);
+    await deps.beforeSend?.(c, { endpoint, request, body, model });
     // From here on the request counts as sent: it gets a ledger record whatever happens.
-    const backend = route.adapter.config.name;
-    ex.backend = backend;
-    if (deps.stats) {
-      const stats = deps.stats;
-      stats.start(backend);
-      ex.finishers.push((done) => stats.end(backend, done.latencyMs, done.outcome !== "completed"));
-    }
-    const result = await route.adapter.send({
-      endpoint,
-      body: { ...body, model: route.upstreamModel },
-      stream: request.stream,
+    const routed = await deps.router.route({
+      model: request.model,
+      group,
       signal: deps.stop ? AbortSignal.any([c.req.raw.signal, deps.stop]) : c.req.raw.signal,
-      requestId: ex.requestId,
+    }, (target, signal) => {
+      ex.backend = target.adapter.config.name;
+      return target.adapter.send({
+        endpoint,
+        body: { ...body, model: target.upstreamModel },
+        stream: request.stream,
+        signal,
+        requestId: ex.requestId,
+      });
     });
+    ex.model = routed.target.model;
+    ex.finishers.push((done) =>
+      routed.release({
+        failed: done.outcome !== "completed",
+        latencyMs: done.latencyMs - routed.queuedMs,
+      })
+    );
+    const route = routed.target;
+    const result = routed.value;
     if (result.kind === "json") {
       finish(c, options, {
         status: result.status,
