@@ -1,4 +1,5 @@
 import { assert, assertEquals } from "../tests/assert.ts";
+import { freePaidGroups } from "../tests/fixtures/free_paid.ts";
 import { ConfigError, parseConfig } from "./config.ts";
 
 const noEnv = () => undefined;
@@ -43,18 +44,7 @@ routing:
   queue_timeout_ms: 5000
   max_queue: 10
   health: { interval_seconds: 2, failures_to_eject: 4, eject_seconds: 20 }
-groups:
-  free:
-    priority: low
-    backends: ["local-*"]
-    max_queue_ms: 60000
-    models: { chat: llama3.2 }
-  paid:
-    priority: high
-    max_queue_ms: 0
-    models: { chat: llama3.2 }
-    fallbacks: { llama3.2: [gpt-4o-mini] }
-`,
+` + freePaidGroups(),
     noEnv,
   );
   assertEquals(config.routing.strategy, "weighted");

@@ -40,6 +40,8 @@ export interface StartOptions {
   kv?: Deno.Kv;
   /** The router's clock and timers (probes, ejections, queue waits); the real one by default. */
   routingClock?: Clock;
+  /** The router's random source (tie-breaks, weighted choice); Math.random by default. */
+  routingRandom?: () => number;
   /** Test-only: the clock the Redis limiter scripts use instead of Redis TIME. */
   redisClock?: () => number;
   /** Receives the generated admin key line on first start (stdout by default). */
@@ -64,7 +66,14 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   const metrics = new Metrics();
   const clock = options.routingClock ??
     (options.now ? { ...systemClock, now: options.now } : undefined);
-  const router = createRouter({ adapters, config, log, metrics, clock });
+  const router = createRouter({
+    adapters,
+    config,
+    log,
+    metrics,
+    clock,
+    random: options.routingRandom,
+  });
   await router.start();
   const limiter = createRateLimiter({
     redisUrl: config.redis.url,
