@@ -207,3 +207,22 @@ Deno.test("bad config: a group glob that matches no backend is logged as a warni
     },
   );
 });
+
+Deno.test("probes: a backend without a models list is rediscovered on every probe", async () => {
+  await withFleet(
+    { gpu: ["llama3.2"] },
+    (b) =>
+      `backends:\n  - { name: gpu, type: vllm, base_url: "${b.gpu.url}" }
+routing:
+  health: { interval_seconds: 0.1 }
+`,
+    async ({ backends, gateway }) => {
+      const ids = async () => (await gateway.client().models.list()).data.map((m) => m.id);
+      assertEquals(await ids(), ["llama3.2"]);
+      backends.gpu.models.push("qwen3");
+      await waitFor(async () => (await ids()).includes("qwen3"), 10_000);
+      const answer = await ask(gateway.client(), "qwen3");
+      assertEquals(answer.choices[0].message.content, "Hello from gpu");
+    },
+  );
+});
