@@ -1,8 +1,9 @@
 /**
  * `deno task bench`: direct vs bare Deno proxy vs ModelGate, measured side by side in one run on
- * one machine, with every process started here and stopped at the end. Prints a markdown table and
- * writes it (and JSON) under bench/results/. Flags: --seconds N (per load case, default 5),
- * --keys N (stored keys for the key-count case, default 100000), --streams N (default 1000).
+ * one machine, with every process started here and stopped at the end, plus the routing case
+ * (bench/routing_case.ts). Prints a markdown table and writes it (and JSON) under
+ * bench/results/. Flags: --seconds N (per load case, default 5), --keys N (stored keys for the
+ * key-count case, default 100000), --streams N (default 1000).
  */
 import { parseArgs } from "node:util";
 import {
@@ -17,6 +18,7 @@ import {
   timeStream,
 } from "./lib.ts";
 import { startModelGate } from "./modelgate.ts";
+import { routingCase } from "./routing_case.ts";
 import { startRedis } from "../tests/fakes/redis_server.ts";
 
 const { values } = parseArgs({
@@ -137,6 +139,15 @@ try {
   await limiterCost(body, backendUrl, tmp);
   await keyCountCase(body, backendUrl, tmp);
   await memoryPerStream(tmp);
+  const routing = await routingCase({ dir: tmp, seconds: SECONDS, out });
+  const [leastBusy, weighted] = routing;
+  budget(
+    leastBusy.meanMs < weighted.meanMs,
+    `least_busy completes faster on average than weighted on unequal backends (${
+      fmt(leastBusy.meanMs)
+    } vs ${fmt(weighted.meanMs)} ms)`,
+  );
+  report.routing = routing;
 
   out();
   out("## Budget");
