@@ -31,6 +31,7 @@ export class Health {
   #repeats = 0;
   #lastEjectionEnd = -Infinity;
   #lastError: string | null = null;
+  #answered = false;
 
   constructor(options: HealthOptions) {
     this.#options = options;
@@ -44,6 +45,11 @@ export class Health {
   /** When the current ejection ends (ms), or null when the backend is not ejected. */
   get ejectedUntil(): number | null {
     return this.isEjected() ? this.#ejectedUntil : null;
+  }
+
+  /** Whether the backend ever succeeded (a probe or a request). */
+  get answered(): boolean {
+    return this.#answered;
   }
 
   /** Why the last failure happened. */
@@ -82,6 +88,7 @@ export class Health {
   /** Counts a success; returns true when it readmitted an ejected backend. */
   succeed(): boolean {
     const wasEjected = this.isEjected();
+    this.#answered = true;
     this.#failures = 0;
     if (wasEjected) this.#lastEjectionEnd = this.#options.now();
     this.#ejectedUntil = null;

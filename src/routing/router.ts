@@ -139,8 +139,8 @@ interface ProberParts {
 
 /**
  * Probes every backend every `routing.health.interval_seconds`; with probing off, only backends
- * that discover their models, every `discovery.interval_seconds`. A backend that fails its first
- * probe never answered at all and is ejected at once; later failures count like failed requests.
+ * that discover their models, every `discovery.interval_seconds`. A probe of a backend that never
+ * answered ejects it at once when it fails; later failures count like failed requests.
  * A probe answered with a client error (e.g. no model list there) still shows the backend is up.
  */
 function createProber(parts: ProberParts): Prober {
@@ -154,7 +154,7 @@ function createProber(parts: ProberParts): Prober {
     intervalMs,
     timeoutMs: Math.min(10_000, Math.max(2_000, intervalMs)),
     clock: parts.clock,
-    onResult(adapter, result: ProbeResult, round) {
+    onResult(adapter, result: ProbeResult) {
       const backend = backends.get(adapter.config.name)!;
       if (result.ok || !isBackendFailure(result.error)) {
         if (result.ok && catalog.discovers(adapter)) {
@@ -169,7 +169,8 @@ function createProber(parts: ProberParts): Prober {
           error: result.error.message,
         });
       }
-      dispatcher.failure(backend, result.error.message, round === 0);
+      // A backend that never answered stays out until it does.
+      dispatcher.failure(backend, result.error.message, !backend.health.answered);
     },
   });
 }
