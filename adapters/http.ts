@@ -1,5 +1,5 @@
 /** Shared upstream HTTP plumbing: timeouts, transport errors and the backend's own error answers. */
-import { GatewayError, upstreamError, upstreamTimeout } from "../src/errors.ts";
+import { clientClosed, GatewayError, upstreamError, upstreamTimeout } from "../src/errors.ts";
 import { type ConnectProbe, createConnectProbe } from "./connect_probe.ts";
 import type { AdapterDeps, BackendConfig } from "./types.ts";
 
@@ -71,7 +71,7 @@ export async function callUpstream(
     if (timedOut) throw upstreamTimeout(`Backend "${config.name}" did not answer in time`, err);
     if (call.signal?.aborted) {
       // The gateway's own stop reason (shutdown) is told to the client; otherwise the client left.
-      throw call.signal.reason instanceof GatewayError ? call.signal.reason : clientGone(err);
+      throw call.signal.reason instanceof GatewayError ? call.signal.reason : clientClosed(err);
     }
     throw upstreamError(`Backend "${config.name}" could not be reached`, err);
   } finally {
@@ -81,16 +81,6 @@ export async function callUpstream(
   probe.markOk();
   if (!response.ok) throw await upstreamStatusError(config, response);
   return response;
-}
-
-/** The error used when the client's own signal aborted the call. */
-function clientGone(cause: unknown): GatewayError {
-  return new GatewayError("The client closed the request", {
-    status: 499,
-    type: "invalid_request_error",
-    code: "client_closed_request",
-    cause,
-  });
 }
 
 /**

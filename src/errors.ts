@@ -109,6 +109,16 @@ export function noBackendAvailable(model: string, retryAfter = 1): GatewayError 
   });
 }
 
+/** 499 (logs only: the client is gone) when the client closed the request before its answer. */
+export function clientClosed(cause?: unknown): GatewayError {
+  return new GatewayError("The client closed the request", {
+    status: 499,
+    type: "invalid_request_error",
+    code: "client_closed_request",
+    cause,
+  });
+}
+
 /** Turns anything thrown into a GatewayError; unknown errors become an opaque 500. */
 export function toGatewayError(err: unknown): GatewayError {
   if (err instanceof GatewayError) return err;

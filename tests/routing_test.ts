@@ -222,3 +222,34 @@ Deno.test("failover: a backend that stalls before its headers times out and the 
     },
   );
 });
+
+Deno.test("failover: a backend that drops the connection before answering is skipped", async () => {
+  // A raw TCP server that accepts and closes at once, as a crashing model server does.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  let dropped = 0;
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      dropped++;
+      conn.close();
+    }
+  })();
+  try {
+    await withFleet(
+      { b: ["llama3.2"] },
+      (b) =>
+        `backends:
+  - { name: a, type: vllm, base_url: "http://127.0.0.1:${port}", models: [llama3.2] }
+${entry(b.b)}`,
+      async ({ gateway, view }) => {
+        const answer = await ask(gateway.client(), "llama3.2");
+        assertEquals(answer.choices[0].message.content, "Hello from b");
+        assert(dropped >= 1, "a was tried first");
+        assertEquals((await view("a")).consecutive_failures, 1);
+      },
+    );
+  } finally {
+    listener.close();
+    await accepting.catch(() => {});
+  }
+});

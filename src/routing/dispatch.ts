@@ -2,7 +2,7 @@
  * Walks a plan before the first byte: takes a backend slot (or waits for one in the model's queue),
  * sends, counts failures toward ejection and moves on to another candidate, then to the next tier.
  */
-import { GatewayError, noBackendAvailable } from "../errors.ts";
+import { clientClosed, GatewayError, noBackendAvailable } from "../errors.ts";
 import type { Strategy } from "../config.ts";
 import type { Backend } from "./backend.ts";
 import type { Clock, TimerId } from "./clock.ts";
@@ -57,14 +57,8 @@ function resultOf(err: unknown): AttemptResult {
 }
 
 /** The error for a request whose signal aborted: the gateway's reason, or the client left. */
-export function abortError(signal: AbortSignal): GatewayError {
-  if (signal.reason instanceof GatewayError) return signal.reason;
-  return new GatewayError("The client closed the request", {
-    status: 499,
-    type: "invalid_request_error",
-    code: "client_closed_request",
-    cause: signal.reason,
-  });
+function abortError(signal: AbortSignal): GatewayError {
+  return signal.reason instanceof GatewayError ? signal.reason : clientClosed(signal.reason);
 }
 
 /** Slots, queues and attempts over a set of backends. */
