@@ -154,7 +154,8 @@ export class Dispatcher {
       if (candidates.length === 0) {
         return { error: last ?? this.#unavailable(request.model, tier) };
       }
-      const backend = await this.#acquire(tier, candidates, job, deadline);
+      const backend = this.#take(candidates) ??
+        await this.#wait(tier, candidates, job, deadline);
       if (!backend) return { error: last ?? noBackendAvailable(request.model) };
       job.progress.attempts++;
       const outcome = await this.#send(backend, tier, job);
@@ -165,25 +166,27 @@ export class Dispatcher {
     return { error: last ?? noBackendAvailable(request.model) };
   }
 
-  /** Takes a free slot, or waits in the model's queue until `deadline`; null when none came. */
-  async #acquire(
+  /** Takes a free slot of one of the candidates, chosen by the strategy; null when all are full. */
+  #take(candidates: readonly Backend[]): Backend | null {
+    const free = this.#pick(candidates);
+    if (free) free.inFlight++;
+    return free;
+  }
+
+  /** Waits in the model's queue for a slot until `deadline`; null when none came in time. */
+  async #wait(
     tier: Tier,
     candidates: readonly Backend[],
     job: Job<unknown>,
     deadline: number,
   ): Promise<Backend | null> {
-    const free = this.#pick(candidates);
-    if (free) {
-      free.inFlight++;
-      return free;
-    }
     const { clock } = this.#options;
     const waitMs = deadline - clock.now();
     const queue = this.#queue(tier.model);
     if (waitMs <= 0 || queue.size >= this.#options.maxQueue) return null;
     const since = clock.now();
     try {
-      return await this.#wait(queue, candidates, job.group.rank, waitMs, job.request.signal);
+      return await this.#enqueue(queue, candidates, job.group.rank, waitMs, job.request.signal);
     } finally {
       job.progress.queuedMs += clock.now() - since;
     }
@@ -286,8 +289,8 @@ export class Dispatcher {
     return queue;
   }
 
-  /** Waits for a slot of one of `candidates`; null when the wait ended. Throws on abort. */
-  #wait(
+  /** Queues a waiter for a slot of one of `candidates`; null when the wait ended. Throws on abort. */
+  #enqueue(
     queue: WaitQueue<Backend>,
     candidates: readonly Backend[],
     rank: number,

@@ -43,7 +43,8 @@ export class Policy {
   #catalog: Catalog;
   #models: Record<string, ModelPolicy>;
   #groups = new Map<string, GroupPolicy>();
-  #defaults: Omit<GroupPolicy, "name">;
+  /** The rules of every group not in the config (one object: their plans are the same). */
+  #defaults: GroupPolicy;
   #plans = new Map<string, Tier[]>();
   #version = -1;
 
@@ -51,6 +52,7 @@ export class Policy {
     this.#catalog = options.catalog;
     this.#models = options.models;
     this.#defaults = {
+      name: "",
       rank: PRIORITY_RANK.normal,
       maxQueueMs: options.queueTimeoutMs,
       allowed: null,
@@ -69,9 +71,9 @@ export class Policy {
     }
   }
 
-  /** A group's rules; a group not in the config gets the defaults. */
+  /** A group's rules; a group not in the config gets the defaults (named ""). */
   group(name: string): GroupPolicy {
-    return this.#groups.get(name) ?? { name, ...this.#defaults };
+    return this.#groups.get(name) ?? this.#defaults;
   }
 
   /** The model a name stands for in a group: group aliases, then global aliases. */

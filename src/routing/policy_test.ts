@@ -70,6 +70,7 @@ Deno.test("Policy.group() fills defaults for groups not in the config", () => {
   assertEquals(policy.group("paid").rank, 0);
   assertEquals(policy.group("paid").maxQueueMs, 0);
   const other = policy.group("someone");
+  assertEquals(other, policy.group("someone-else"), "unlisted groups share the defaults");
   assertEquals([other.rank, other.maxQueueMs, other.allowed], [1, 30_000, null]);
 });
 
