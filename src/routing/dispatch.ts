@@ -2,12 +2,12 @@
  * Walks a plan before the first byte: takes a backend slot (or waits for one in the model's queue),
  * sends, counts failures toward ejection and moves on to another candidate, then to the next tier.
  */
-import { clientClosed, GatewayError, noBackendAvailable } from "../errors.ts";
+import { GatewayError, noBackendAvailable } from "../errors.ts";
 import type { Strategy } from "../config.ts";
 import type { Backend } from "./backend.ts";
-import type { Clock, TimerId } from "./clock.ts";
+import type { Clock } from "./clock.ts";
 import type { GroupPolicy, Tier } from "./policy.ts";
-import { before, type Waiter, WaitQueue } from "./queue.ts";
+import { abortError, WaitingRoom } from "./waiting_room.ts";
 import type { AttemptResult, Routed, RouteProgress, RouteRequest, Target } from "./types.ts";
 
 /** Options for {@linkcode Dispatcher}. */
@@ -56,22 +56,16 @@ function resultOf(err: unknown): AttemptResult {
   return "client_error";
 }
 
-/** The error for a request whose signal aborted: the gateway's reason, or the client left. */
-function abortError(signal: AbortSignal): GatewayError {
-  return signal.reason instanceof GatewayError ? signal.reason : clientClosed(signal.reason);
-}
-
 /** Slots, queues and attempts over a set of backends. */
 export class Dispatcher {
   #options: DispatchOptions;
   #random: () => number;
-  #queues = new Map<string, WaitQueue<Backend>>();
-  #waiting = 0;
-  #seq = 0;
+  #room: WaitingRoom<Backend>;
 
   constructor(options: DispatchOptions) {
     this.#options = options;
     this.#random = options.random ?? Math.random;
+    this.#room = new WaitingRoom(options.clock, options.maxQueue);
   }
 
   /** Routes one request through its tiers; throws the last tier's reason when none answered. */
@@ -92,54 +86,35 @@ export class Dispatcher {
     throw last ?? noBackendAvailable(request.model);
   }
 
-  /** A backend came back (readmitted): hand its free slots to waiting requests. */
-  readmitted(backend: Backend): void {
-    this.#pump(backend);
-  }
-
-  /** A backend was ejected: waiters left with no usable candidate move on at once. */
-  ejected(): void {
-    if (this.#waiting === 0) return;
-    for (const queue of this.#queues.values()) {
-      for (const waiter of queue.all()) {
-        if (!waiter.candidates.some((b) => b.usable())) waiter.settle(null);
-      }
-    }
-  }
-
   /** Counts a failure of a backend (request or probe); `ejectNow` for one that never answered. */
   failure(backend: Backend, reason: string, ejectNow = false): void {
     const { ejectedMs } = backend.health.fail(reason, ejectNow);
     if (ejectedMs === null) return;
     this.#options.onHealth?.(backend, { ejectedMs });
-    this.ejected();
+    // Waiters left with no usable candidate move on at once.
+    this.#room.releaseStranded();
   }
 
   /** Counts a success of a backend (request or probe); readmits it when ejected. */
   success(backend: Backend): void {
     if (!backend.health.succeed()) return;
     this.#options.onHealth?.(backend, { readmitted: true });
-    this.readmitted(backend);
+    this.#room.handOver(backend);
   }
 
   /** Waiting requests of one model. */
   queued(model: string): number {
-    return this.#queues.get(model)?.size ?? 0;
+    return this.#room.size(model);
   }
 
   /** Waiting requests per model with a non-empty queue. */
   depths(): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const [model, queue] of this.#queues) if (queue.size > 0) out.set(model, queue.size);
-    return out;
+    return this.#room.depths();
   }
 
   /** Waiting requests that could use a backend. */
   queuedFor(backend: Backend): number {
-    if (this.#waiting === 0) return 0;
-    let count = 0;
-    for (const queue of this.#queues.values()) count += queue.countFor(backend);
-    return count;
+    return this.#room.countFor(backend);
   }
 
   /** Up to 1 + retries attempts on the tier's candidates, waiting for a slot when all are full. */
@@ -182,11 +157,16 @@ export class Dispatcher {
   ): Promise<Backend | null> {
     const { clock } = this.#options;
     const waitMs = deadline - clock.now();
-    const queue = this.#queue(tier.model);
-    if (waitMs <= 0 || queue.size >= this.#options.maxQueue) return null;
+    if (waitMs <= 0 || !this.#room.canWait(tier.model)) return null;
     const since = clock.now();
     try {
-      return await this.#enqueue(queue, candidates, job.group.rank, waitMs, job.request.signal);
+      return await this.#room.wait({
+        model: tier.model,
+        candidates,
+        rank: job.group.rank,
+        waitMs,
+        signal: job.request.signal,
+      });
     } finally {
       job.progress.queuedMs += clock.now() - since;
     }
@@ -280,72 +260,9 @@ export class Dispatcher {
     return noBackendAvailable(model, seconds);
   }
 
-  #queue(model: string): WaitQueue<Backend> {
-    let queue = this.#queues.get(model);
-    if (!queue) {
-      queue = new WaitQueue();
-      this.#queues.set(model, queue);
-    }
-    return queue;
-  }
-
-  /** Queues a waiter for a slot of one of `candidates`; null when the wait ended. Throws on abort. */
-  #enqueue(
-    queue: WaitQueue<Backend>,
-    candidates: readonly Backend[],
-    rank: number,
-    waitMs: number,
-    signal: AbortSignal,
-  ): Promise<Backend | null> {
-    const { clock } = this.#options;
-    return new Promise<Backend | null>((resolve, reject) => {
-      let left = false;
-      const leave = () => {
-        if (left) return false;
-        left = true;
-        queue.remove(waiter);
-        this.#waiting--;
-        clock.clearTimeout(timer);
-        signal.removeEventListener("abort", onAbort);
-        return true;
-      };
-      const waiter: Waiter<Backend> = {
-        rank,
-        seq: this.#seq++,
-        candidates,
-        settle: (slot) => {
-          if (!leave()) return false;
-          resolve(slot);
-          return true;
-        },
-      };
-      const onAbort = () => {
-        if (leave()) reject(abortError(signal));
-      };
-      queue.add(waiter);
-      this.#waiting++;
-      const timer: TimerId = clock.setTimeout(() => waiter.settle(null), waitMs);
-      signal.addEventListener("abort", onAbort, { once: true });
-    });
-  }
-
   /** Frees a slot and hands it to the best waiter that can use it. */
   #free(backend: Backend): void {
     backend.inFlight = Math.max(0, backend.inFlight - 1);
-    this.#pump(backend);
-  }
-
-  /** Gives the backend's free slots to waiters: highest priority, then earliest, across models. */
-  #pump(backend: Backend): void {
-    while (this.#waiting > 0 && backend.hasRoom() && backend.usable()) {
-      let best: Waiter<Backend> | undefined;
-      for (const queue of this.#queues.values()) {
-        const first = queue.size > 0 ? queue.firstFor(backend) : undefined;
-        if (first && (!best || before(first, best))) best = first;
-      }
-      if (!best) return;
-      backend.inFlight++;
-      if (!best.settle(backend)) backend.inFlight--;
-    }
+    this.#room.handOver(backend);
   }
 }
