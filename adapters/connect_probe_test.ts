@@ -1,21 +1,12 @@
 import { assertEquals, assertRejects } from "../tests/assert.ts";
 import { GatewayError } from "../src/errors.ts";
 import { createConnectProbe } from "./connect_probe.ts";
-import type { BackendConfig } from "./types.ts";
+import { backendConfig } from "../tests/fakes/config_adapter.ts";
 
-const config: BackendConfig = {
-  name: "gpu",
-  type: "vllm",
+const config = backendConfig("gpu", {
   baseUrl: "http://gpu.internal:8000",
-  apiKey: null,
-  authHeader: "Authorization",
-  authPrefix: "Bearer ",
-  models: null,
-  weight: 1,
   timeouts: { connectMs: 30, firstByteMs: 60_000, idleMs: 60_000 },
-  headers: {},
-  responses: false,
-};
+});
 
 Deno.test("connect probe: a host that never accepts fails with 504 after connect_ms", async () => {
   let attempts = 0;

@@ -1,5 +1,5 @@
 /** Shared upstream HTTP plumbing: timeouts, transport errors and the backend's own error answers. */
-import { GatewayError, upstreamError, upstreamTimeout } from "../src/errors.ts";
+import { clientClosed, GatewayError, upstreamError, upstreamTimeout } from "../src/errors.ts";
 import { type ConnectProbe, createConnectProbe } from "./connect_probe.ts";
 import { readStream, ReadStreamError } from "../src/http/read_stream.ts";
 import type { AdapterDeps, BackendConfig } from "./types.ts";
@@ -72,7 +72,7 @@ export async function callUpstream(
     if (timedOut) throw upstreamTimeout(`Backend "${config.name}" did not answer in time`, err);
     if (call.signal?.aborted) {
       // The gateway's own stop reason (shutdown) is told to the client; otherwise the client left.
-      throw call.signal.reason instanceof GatewayError ? call.signal.reason : clientGone(err);
+      throw call.signal.reason instanceof GatewayError ? call.signal.reason : clientClosed(err);
     }
     throw upstreamError(`Backend "${config.name}" could not be reached`, err);
   } finally {
@@ -82,16 +82,6 @@ export async function callUpstream(
   probe.markOk();
   if (!response.ok) throw await upstreamStatusError(deps, config, response, call.signal);
   return response;
-}
-
-/** The error used when the client's own signal aborted the call. */
-function clientGone(cause: unknown): GatewayError {
-  return new GatewayError("The client closed the request", {
-    status: 499,
-    type: "invalid_request_error",
-    code: "client_closed_request",
-    cause,
-  });
 }
 
 /**
@@ -198,7 +188,7 @@ export async function readUpstreamJson(
         err,
       );
     }
-    throw err.abortReason instanceof GatewayError ? err.abortReason : clientGone(err);
+    throw err.abortReason instanceof GatewayError ? err.abortReason : clientClosed(err);
   }
   let parsed: unknown;
   try {

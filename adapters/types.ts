@@ -37,6 +37,8 @@ export interface BackendConfig {
   /** Models served, or null to discover them from the backend's model list. */
   models: string[] | null;
   weight: number;
+  /** Requests in flight to this backend at once; 0 = unlimited. */
+  maxConcurrency: number;
   timeouts: Timeouts;
   /** Extra static headers sent upstream (from config only). */
   headers: Record<string, string>;

@@ -6,8 +6,7 @@ import type { GatewayEnv } from "../src/context.ts";
 import { invalidRequest } from "../src/errors.ts";
 import { readJsonObject } from "../src/http/body.ts";
 import type { KeyDirectory } from "../src/pipeline/key_directory.ts";
-import type { BackendStats } from "../src/routing/backend_stats.ts";
-import type { ModelRegistry } from "../src/routing/registry.ts";
+import type { Router } from "../src/routing/types.ts";
 import { queryUsage } from "../src/store/aggregates.ts";
 import { appendAudit, listAudit } from "../src/store/audit.ts";
 import type { KeyStore } from "../src/store/key_store.ts";
@@ -22,8 +21,7 @@ export interface AdminApiDeps {
   ledger: Ledger;
   broker: QuotaBroker;
   directory: KeyDirectory;
-  registry: ModelRegistry;
-  stats: BackendStats;
+  router: Router;
   defaults: KeyDefaults;
   now: () => number;
 }
@@ -214,29 +212,8 @@ export function createAdminApi(deps: AdminApiDeps): Hono<GatewayEnv> {
           model: textParam(c, "model"),
         })),
     ));
-  api.get("/backends", (c) =>
-    c.json({
-      data: deps.registry.adapters.map((adapter) => ({
-        name: adapter.config.name,
-        type: adapter.config.type,
-        healthy: deps.registry.isHealthy(adapter.config.name),
-        ...deps.stats.snapshot(adapter.config.name),
-        models: deps.registry.list().filter((m) => m.owned_by === adapter.config.name).map((m) =>
-          m.id
-        ),
-      })),
-    }));
-  api.get(
-    "/models",
-    (c) =>
-      c.json({
-        data: deps.registry.list().map((m) => ({
-          id: m.id,
-          backends: [m.owned_by],
-          created: m.created,
-        })),
-      }),
-  );
+  api.get("/backends", (c) => c.json({ data: deps.router.snapshot() }));
+  api.get("/models", (c) => c.json({ data: deps.router.models() }));
   api.get(
     "/audit",
     async (c) =>

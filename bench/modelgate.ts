@@ -22,6 +22,10 @@ export interface BenchGatewayOptions {
   /** Limits of the benchmark key; default: every limit on and never reached. */
   limits?: Record<string, unknown>;
   redisUrl?: string;
+  /** More backends serving bench-model, named bench-2, bench-3, ... */
+  extraBackendUrls?: string[];
+  /** YAML appended to the config, e.g. a `routing:` section. */
+  extraConfig?: string;
 }
 
 /** Writes the config, seeds the KV, starts `main.ts serve` and creates the benchmark key. */
@@ -54,7 +58,11 @@ backends:
     type: vllm
     base_url: ${options.backendUrl}
     models: [bench-model]
-`,
+${
+      (options.extraBackendUrls ?? []).map((url, i) =>
+        `  - { name: bench-${i + 2}, type: vllm, base_url: "${url}", models: [bench-model] }\n`
+      ).join("")
+    }${options.extraConfig ?? ""}`,
   );
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "main.ts", "serve", "--config", config, "--log-level", "warn"],

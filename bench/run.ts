@@ -1,10 +1,11 @@
 /**
  * `deno task bench`: direct vs bare Deno proxy vs ModelGate, measured side by side in one run on
- * one machine, with every process started here and stopped at the end. Prints a markdown table and
- * writes it (and JSON) under bench/results/. Flags: --only a,b (cases: throughput, streaming,
- * isolation, cpu, flood, limits, keys, memory, soak), --seconds N (per load case, default 5),
- * --soak-chunks N (chunks per soak stream, default 4000),
- * --keys N (stored keys for the key-count case, default 100000), --streams N (default 1000).
+ * one machine, with every process started here and stopped at the end, plus the routing case
+ * (bench/routing_case.ts). Prints a markdown table and writes it (and JSON) under
+ * bench/results/. Flags: --only a,b (cases: throughput, streaming, isolation, cpu, flood,
+ * limits, keys, memory, soak, routing), --seconds N (per load case, default 5), --soak-chunks N
+ * (chunks per soak stream, default 4000), --keys N (stored keys for the key-count case, default
+ * 100000), --streams N (default 1000).
  */
 import { parseArgs } from "node:util";
 import {
@@ -19,6 +20,7 @@ import {
   timeStream,
 } from "./lib.ts";
 import { startModelGate } from "./modelgate.ts";
+import { routingCase } from "./routing_case.ts";
 import { startRedis } from "../tests/fakes/redis_server.ts";
 import { streamSoak } from "./soak.ts";
 
@@ -108,6 +110,17 @@ try {
   if (runs("limits")) await limiterCost(body, backendUrl, tmp);
   if (runs("keys")) await keyCountCase(body, backendUrl, tmp);
   if (runs("memory")) await memoryPerStream(tmp);
+  if (runs("routing")) {
+    const routing = await routingCase({ dir: tmp, seconds: SECONDS, out });
+    const [leastBusy, weighted] = routing;
+    budget(
+      leastBusy.meanMs < weighted.meanMs,
+      `least_busy completes faster on average than weighted on unequal backends (${
+        fmt(leastBusy.meanMs)
+      } vs ${fmt(weighted.meanMs)} ms)`,
+    );
+    report.routing = routing;
+  }
   if (runs("soak")) {
     await streamSoak({ out, budget }, {
       dir: tmp,

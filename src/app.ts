@@ -37,8 +37,7 @@ import { describeMe } from "./proxy/me.ts";
 import { managementRefused, ollamaInfo } from "./proxy/ollama_api.ts";
 import { getModel, listModels } from "./proxy/models.ts";
 import { describeRequestMetrics, observeRequests } from "./proxy/observe.ts";
-import { BackendStats } from "./routing/backend_stats.ts";
-import type { ModelRegistry } from "./routing/registry.ts";
+import type { Router } from "./routing/types.ts";
 import type { KeyStore } from "./store/key_store.ts";
 import type { Ledger } from "./store/ledger.ts";
 import type { QuotaBroker } from "./store/quota_broker.ts";
@@ -46,7 +45,7 @@ import type { QuotaBroker } from "./store/quota_broker.ts";
 /** Everything the app depends on, passed in so tests can use real parts on loopback. */
 export interface AppDeps {
   config: Config;
-  registry: ModelRegistry;
+  router: Router;
   keys: KeyStore;
   ledger: Ledger;
   broker: QuotaBroker;
@@ -78,9 +77,8 @@ function isOllamaPath(path: string): boolean {
 /** Builds the gateway's Hono app. */
 export function createApp(deps: AppDeps): Hono<GatewayEnv> {
   const now = deps.now ?? Date.now;
-  const { config, registry, log, pending } = deps;
+  const { config, router, log, pending } = deps;
   const metrics = deps.metrics ?? new Metrics();
-  const stats = new BackendStats();
   describeRequestMetrics(metrics);
   const app = new Hono<GatewayEnv>();
 
@@ -130,9 +128,9 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
   });
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
-  // Ready when at least one backend answered its last model discovery (or has a fixed list).
+  // Ready when at least one backend is not ejected.
   app.get("/readyz", (c) => {
-    const up = registry.adapters.filter((a) => registry.isHealthy(a.config.name)).length;
+    const up = router.snapshot().filter((b) => b.state === "healthy").length;
     return c.json({ status: up > 0 ? "ready" : "no_backend", backends_up: up }, up > 0 ? 200 : 503);
   });
   app.get(
@@ -159,17 +157,16 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
   const v1 = clientApi();
   const mayUse = (c: { get(key: "key"): GatewayEnv["Variables"]["key"] }, model: string) =>
     modelAllowed(c.get("key"), model);
-  v1.get("/models", listModels(registry, mayUse));
-  v1.get("/models/:model{.+}", getModel(registry, mayUse));
+  v1.get("/models", listModels(router, mayUse));
+  v1.get("/models/:model{.+}", getModel(router, mayUse));
   v1.get("/me", describeMe(deps.keys, deps.broker, now));
   const body = jsonBody(config.server.maxBodyBytes);
   const proxyDeps: ProxyDeps = {
-    registry,
+    router,
     now,
     log,
     pending,
     stop: deps.stop,
-    stats,
     defaultMaxTokens: config.quota.defaultMaxTokens,
     maxEventBytes: config.server.maxStreamEventBytes,
     // A model outside the key's list is refused alike whether it exists or not.
@@ -196,7 +193,7 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
 
   // Ollama's own API, for ollama-js and the tools built for Ollama, with the same keys.
   const ollama = clientApi();
-  const info = ollamaInfo(registry, mayUse);
+  const info = ollamaInfo(router, mayUse);
   ollama.get("/tags", info.tags);
   ollama.get("/ps", info.ps);
   ollama.get("/version", info.version);
@@ -220,8 +217,7 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
       ledger: deps.ledger,
       broker: deps.broker,
       directory: deps.directory,
-      registry,
-      stats,
+      router,
       defaults: config.defaults,
       now,
     }),

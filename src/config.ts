@@ -3,20 +3,25 @@ import { parse as parseYaml } from "yaml";
 import type { BackendConfig, BackendType, Timeouts } from "../adapters/types.ts";
 import { ConfigError, substituteEnv } from "./config_env.ts";
 import { Section } from "./config_read.ts";
+import {
+  checkFallbackCycles,
+  type GroupConfig,
+  type ModelPolicy,
+  readGroups,
+  readRouting,
+  type RoutingConfig,
+} from "./config_routing.ts";
 import { type KeyDefaults, type KeyLimits, LIMIT_FIELDS } from "./store/model.ts";
 import { minimumOf } from "./store/validate_key.ts";
 
 export { ConfigError } from "./config_env.ts";
-
-/** Per-model policy under `models:`. */
-export interface ModelPolicy {
-  /** Other names clients may use for this model. */
-  aliases: string[];
-  /** Models to try, in order, when no backend of this one is usable. */
-  fallbacks: string[];
-  /** Price in the operator's currency per 1M input/output tokens. */
-  price: { input: number; output: number };
-}
+export type {
+  GroupConfig,
+  ModelPolicy,
+  Priority,
+  RoutingConfig,
+  Strategy,
+} from "./config_routing.ts";
 
 export type { KeyDefaults } from "./store/model.ts";
 
@@ -46,6 +51,11 @@ export interface Config {
   discovery: { intervalSeconds: number };
   backends: BackendConfig[];
   models: Record<string, ModelPolicy>;
+  routing: RoutingConfig;
+  /** Keyed by a key's `group`; a group not listed routes with the defaults. */
+  groups: Record<string, GroupConfig>;
+  /** Problems that do not stop start-up (e.g. a backend glob that matches nothing). */
+  warnings: string[];
 }
 
 const BACKEND_TYPES: readonly BackendType[] = [
@@ -75,6 +85,7 @@ const BACKEND_KEYS = [
   "auth_prefix",
   "models",
   "weight",
+  "max_concurrency",
   "timeouts",
   "headers",
   "responses",
@@ -103,6 +114,8 @@ export function parseConfig(text: string, env: (name: string) => string | undefi
     "adapters",
     "backends",
     "models",
+    "routing",
+    "groups",
   ]);
   const timeouts = readTimeouts(root.section("timeouts"), DEFAULT_TIMEOUTS);
   const backends = [
@@ -116,6 +129,10 @@ export function parseConfig(text: string, env: (name: string) => string | undefi
     }
     names.add(backend.name);
   });
+  const models = readModels(root.section("models"));
+  const warnings: string[] = [];
+  const groups = readGroups(root.section("groups"), { backends, models, warnings });
+  checkFallbackCycles(models, groups);
   return {
     server: readServer(root.section("server")),
     admin: { apiKey: root.section("admin").only(["api_key"]).string("api_key") || null },
@@ -131,7 +148,10 @@ export function parseConfig(text: string, env: (name: string) => string | undefi
         .number("interval_seconds", { min: 0, max: 86_400 }) ?? 60,
     },
     backends,
-    models: readModels(root.section("models")),
+    models,
+    routing: readRouting(root.section("routing")),
+    groups,
+    warnings,
   };
 }
 
@@ -281,6 +301,7 @@ function readBackend(s: Section, type: string | undefined, timeouts: Timeouts): 
     authPrefix: s.string("auth_prefix") ?? "Bearer ",
     models: s.strings("models") ?? null,
     weight: s.number("weight", { min: 0, max: 1000, integer: false }) ?? 1,
+    maxConcurrency: s.number("max_concurrency", { min: 0, max: 1_000_000 }) ?? 0,
     timeouts: readTimeouts(s.section("timeouts"), timeouts),
     headers: Object.fromEntries(
       Object.keys(headers.data).map((key) => [key, headers.string(key) ?? ""]),

@@ -118,7 +118,7 @@ Deno.test("parseConfig() errors name the path in the file", () => {
   );
   assertEquals(
     configError("adapters:\n  ollama:\n    base-url: http://x\n"),
-    'Invalid config at "adapters.ollama.base-url": unknown setting (expected one of: name, type, base_url, api_key, auth_header, auth_prefix, models, weight, timeouts, headers, responses)',
+    'Invalid config at "adapters.ollama.base-url": unknown setting (expected one of: name, type, base_url, api_key, auth_header, auth_prefix, models, weight, max_concurrency, timeouts, headers, responses)',
   );
   assertEquals(
     configError("admin:\n  api_key: ${MISSING}\n"),

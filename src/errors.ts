@@ -109,13 +109,23 @@ export function upstreamTimeout(message: string, cause?: unknown): GatewayError 
   });
 }
 
-/** 503 when no backend for a model is currently usable. */
-export function noBackendAvailable(model: string): GatewayError {
+/** 503 when no backend for a model is currently usable; `retryAfter` in seconds. */
+export function noBackendAvailable(model: string, retryAfter = 1): GatewayError {
   return new GatewayError(`No backend is available for model "${model}"`, {
     status: 503,
     type: "api_error",
     code: "no_backend_available",
-    headers: { "retry-after": "1" },
+    headers: { "retry-after": String(retryAfter) },
+  });
+}
+
+/** 499 (logs only: the client is gone) when the client closed the request before its answer. */
+export function clientClosed(cause?: unknown): GatewayError {
+  return new GatewayError("The client closed the request", {
+    status: 499,
+    type: "invalid_request_error",
+    code: "client_closed_request",
+    cause,
   });
 }
 

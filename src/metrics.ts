@@ -1,6 +1,7 @@
 /** Counters and histograms exposed at /metrics in Prometheus' text format. */
 
-type Labels = Record<string, string>;
+/** Label names and values of one series. */
+export type Labels = Record<string, string>;
 
 const LATENCY_BUCKETS_MS = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000];
 
@@ -14,7 +15,7 @@ interface Histogram {
 export class Metrics {
   #counters = new Map<string, Map<string, number>>();
   #histograms = new Map<string, Map<string, Histogram>>();
-  #gauges = new Map<string, () => number>();
+  #gauges = new Map<string, () => number | Iterable<[Labels, number]>>();
   #help = new Map<string, string>();
 
   /** Adds `value` to a counter. */
@@ -40,8 +41,11 @@ export class Metrics {
     histogram.count++;
   }
 
-  /** Registers a gauge read at scrape time. */
-  gauge(name: string, help: string, read: () => number): void {
+  /**
+   * Registers a gauge read at scrape time: one number, or one value per label set (e.g. per
+   * backend), so series that come and go are never stale.
+   */
+  gauge(name: string, help: string, read: () => number | Iterable<[Labels, number]>): void {
     this.#gauges.set(name, read);
     this.#help.set(name, help);
   }
@@ -81,7 +85,9 @@ export class Metrics {
     }
     for (const [name, read] of this.#gauges) {
       header(name, "gauge");
-      lines.push(`${name} ${read()}`);
+      const value = read();
+      if (typeof value === "number") lines.push(`${name} ${value}`);
+      else for (const [labels, v] of value) lines.push(`${name}${labelKey(labels)} ${v}`);
     }
     return lines.join("\n") + "\n";
   }

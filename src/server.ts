@@ -1,4 +1,4 @@
-/** Starts the gateway: config -> KV -> adapters -> registry -> app -> HTTP; stops it cleanly. */
+/** Starts the gateway: config -> KV -> adapters -> router -> app -> HTTP; stops it cleanly. */
 import { createAdapter } from "../adapters/mod.ts";
 import { createRedactor } from "../adapters/redact.ts";
 import { resolveAdminKeyHash } from "./admin_key.ts";
@@ -11,7 +11,9 @@ import { Metrics } from "./metrics.ts";
 import { PendingWork } from "./pending.ts";
 import { KeyDirectory } from "./pipeline/key_directory.ts";
 import { createRateLimiter } from "./ratelimit/resilient.ts";
-import { ModelRegistry } from "./routing/registry.ts";
+import { type Clock, systemClock } from "./routing/clock.ts";
+import type { Router } from "./routing/types.ts";
+import { createRouter } from "./routing/router.ts";
 import { KeyStore } from "./store/key_store.ts";
 import { Ledger } from "./store/ledger.ts";
 import { QuotaBroker } from "./store/quota_broker.ts";
@@ -24,6 +26,7 @@ export interface RunningGateway {
   port: number;
   keys: KeyStore;
   metrics: Metrics;
+  router: Router;
   /** Stops accepting, lets in-flight requests finish, writes what is pending, closes KV. */
   shutdown(): Promise<void>;
   finished: Promise<void>;
@@ -37,6 +40,10 @@ export interface StartOptions {
   now?: () => number;
   /** An open KV to use instead of `storage.kv` (the caller closes it). */
   kv?: Deno.Kv;
+  /** The router's clock and timers (probes, ejections, queue waits); the real one by default. */
+  routingClock?: Clock;
+  /** The router's random source (tie-breaks, weighted choice); Math.random by default. */
+  routingRandom?: () => number;
   /** Test-only: the clock the Redis limiter scripts use instead of Redis TIME. */
   redisClock?: () => number;
   /** Receives the generated admin key line on first start (stdout by default). */
@@ -61,10 +68,20 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     redact: createRedactor(config.backends),
   };
   const adapters = config.backends.map((backend) => createAdapter(backend, adapterDeps));
-  const registry = new ModelRegistry({ adapters, policies: config.models, log });
-  await registry.start(config.discovery.intervalSeconds);
+  for (const warning of config.warnings) log.warn(warning);
   const pending = new PendingWork();
   const metrics = new Metrics();
+  const clock = options.routingClock ??
+    (options.now ? { ...systemClock, now: options.now } : undefined);
+  const router = createRouter({
+    adapters,
+    config,
+    log,
+    metrics,
+    clock,
+    random: options.routingRandom,
+  });
+  await router.start();
   const limiter = createRateLimiter({
     redisUrl: config.redis.url,
     onError: config.redis.onError,
@@ -79,7 +96,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   const app = createApp({
     stop: stop.signal,
     config,
-    registry,
+    router,
     keys,
     ledger,
     broker,
@@ -114,9 +131,10 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     port: address.port,
     keys,
     metrics,
+    router,
     shutdown() {
       stopping ??= (async () => {
-        registry.stop();
+        const probes = router.stop();
         // Wait for in-flight requests, but not for ever: after the deadline open streams end with
         // an error event and waiting requests get 503, so their usage is still written below.
         const deadline = setTimeout(
@@ -125,6 +143,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
         );
         await server.shutdown();
         clearTimeout(deadline);
+        await probes;
         await pending.drain();
         await broker.close();
         await ledger.close();

@@ -27,6 +27,8 @@ export interface TestGatewayOptions {
   now?: () => number;
   /** A KV handle shared with other test gateways (as instances share a remote KV). */
   kv?: Deno.Kv;
+  /** The router's random source, to make tie-breaks between equal backends predictable. */
+  random?: () => number;
 }
 
 /** Starts a gateway from YAML (127.0.0.1, free port, KV in memory unless the YAML says so). */
@@ -41,6 +43,8 @@ export async function startTestGateway(
   if (!/^\s*storage:/m.test(yaml)) config.storage.kv = ":memory:";
   config.admin.apiKey ??= ADMIN_KEY;
   config.discovery.intervalSeconds = 0;
+  // Background probes would add requests the fakes count; tests that want them configure them.
+  if (!/^\s*health:/m.test(yaml)) config.routing.health.intervalSeconds = 0;
   const logs: string[] = [];
   const log: Logger = createLogger("debug", (line) => logs.push(line));
   const gateway = await startGateway({
@@ -48,6 +52,7 @@ export async function startTestGateway(
     log,
     now: options.now,
     kv: options.kv,
+    routingRandom: options.random,
     print: (line) => logs.push(line),
   });
   const admin = (method: string, path: string, body?: unknown) =>

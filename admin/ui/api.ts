@@ -29,3 +29,5 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
 export type { KeyView, Page, UsageRow } from "../../src/store/model.ts";
 /** One ledger record, as the Requests page shows it. */
 export type { UsageRecord as RequestRecord } from "../../src/store/model.ts";
+/** A backend and a model as the Backends page shows them. */
+export type { BackendView, ModelView } from "../../src/routing/types.ts";

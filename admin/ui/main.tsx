@@ -1,7 +1,8 @@
 /** The admin UI bundle: renders the island of the page the server rendered. */
 import { render } from "preact";
 import { KeysPage } from "./keys.tsx";
-import { AuditPage, BackendsPage, OverviewPage, RequestsPage, UsagePage } from "./reports.tsx";
+import { BackendsPage } from "./backends.tsx";
+import { AuditPage, OverviewPage, RequestsPage, UsagePage } from "./reports.tsx";
 
 const PAGES = {
   overview: OverviewPage,

@@ -11,6 +11,9 @@ export function count(value: number | null | undefined): string {
     : String(value);
 }
 
+/** Formats milliseconds; null as a dash. */
+export const ms = (value: number | null) => (value === null ? "–" : `${Math.round(value)} ms`);
+
 /** A data table; cells are rendered as text by Preact, so user text is always escaped. */
 export function Table(props: { head: string[]; rows: ComponentChildren[][]; empty?: string }) {
   if (props.rows.length === 0) return <p class="muted">{props.empty ?? "Nothing yet"}</p>;

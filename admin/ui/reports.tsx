@@ -1,30 +1,8 @@
-/** Overview, Usage, Requests, Backends and Audit: read-only views of the admin API. */
-import { signal, useSignal } from "@preact/signals";
-import { useEffect } from "preact/hooks";
-import { api, type Page, type RequestRecord, type UsageRow } from "./api.ts";
-import { Bars, count, Problem, Stat, Table } from "./parts.tsx";
-
-/** Loads `path` once, then every `refreshMs` if given; returns the latest data and error. */
-function useApi<T>(path: string, refreshMs = 0) {
-  const data = useSignal<T | null>(null);
-  const error = useSignal<string | null>(null);
-  useEffect(() => {
-    let live = true;
-    const load = () =>
-      api<T>("GET", path).then((value) => {
-        if (live) [data.value, error.value] = [value, null];
-      }).catch((err) => {
-        if (live) error.value = (err as Error).message;
-      });
-    load();
-    const timer = refreshMs ? setInterval(load, refreshMs) : undefined;
-    return () => {
-      live = false;
-      clearInterval(timer);
-    };
-  }, [path]);
-  return { data, error };
-}
+/** Overview, Usage, Requests and Audit: read-only views of the admin API. */
+import { signal } from "@preact/signals";
+import type { Page, RequestRecord, UsageRow } from "./api.ts";
+import { Bars, count, ms, Problem, Stat, Table } from "./parts.tsx";
+import { useApi } from "./use_api.ts";
 
 const percentile = (values: number[], p: number) => {
   if (values.length === 0) return null;
@@ -42,7 +20,6 @@ const EMPTY_ROW: UsageRow = {
   cost: 0,
   latency_ms_sum: 0,
 };
-const ms = (value: number | null) => (value === null ? "–" : `${Math.round(value)} ms`);
 
 /** Overview: last 24 hours by hour and the latest requests, refreshed every 10 s. */
 export function OverviewPage() {
@@ -233,50 +210,6 @@ export function RequestsPage() {
           r.client_ip,
         ])}
         empty="No requests yet"
-      />
-    </section>
-  );
-}
-
-/** One backend as the admin API shows it. */
-interface BackendView {
-  name: string;
-  type: string;
-  healthy: boolean;
-  models: string[];
-  in_flight: number;
-  recent: { requests: number; errors: number; p50_ms: number | null; p95_ms: number | null };
-}
-
-/** Backends and models: health, in-flight, recent latency and errors, refreshed every 5 s. */
-export function BackendsPage() {
-  const { data, error } = useApi<{ data: BackendView[] }>("/backends", 5_000);
-  return (
-    <section>
-      <Problem message={error.value} />
-      <Table
-        head={[
-          "Backend",
-          "Type",
-          "Health",
-          "In flight",
-          "Recent requests",
-          "Errors",
-          "p50",
-          "p95",
-          "Models",
-        ]}
-        rows={(data.value?.data ?? []).map((b) => [
-          b.name,
-          b.type,
-          b.healthy ? "up" : "down",
-          b.in_flight,
-          b.recent.requests,
-          b.recent.errors,
-          ms(b.recent.p50_ms),
-          ms(b.recent.p95_ms),
-          b.models.join(", ") || "–",
-        ])}
       />
     </section>
   );

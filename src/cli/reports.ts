@@ -68,15 +68,20 @@ export async function modelsCommand(target: AdminTarget, args: string[]): Promis
     data: Record<string, unknown>[];
   };
   if (values.json) return JSON.stringify(result, null, 2);
+  const list = (value: unknown) => (value as string[] | undefined)?.join(", ") || null;
   return table(
-    ["MODEL", "BACKENDS"],
-    result.data.map((
-      m,
-    ) => [m.id as string, (m.backends as string[] | undefined)?.join(", ") ?? ""]),
+    ["MODEL", "BACKENDS", "QUEUED", "ALIASES", "FALLBACKS"],
+    result.data.map((m) => [
+      m.id as string,
+      list(m.backends),
+      m.queued as number,
+      list(m.aliases),
+      list(m.fallbacks),
+    ]),
   );
 }
 
-/** Runs `backends` and returns what to print. */
+/** Runs `backends` and returns what to print: state, slots in use of the maximum, queue. */
 export async function backendsCommand(target: AdminTarget, args: string[]): Promise<string> {
   const { values } = parseFlags(args, { json: { type: "boolean" } });
   const result = await adminRequest(target, "GET", "/backends") as {
@@ -84,11 +89,15 @@ export async function backendsCommand(target: AdminTarget, args: string[]): Prom
   };
   if (values.json) return JSON.stringify(result, null, 2);
   return table(
-    ["NAME", "TYPE", "HEALTHY", "MODELS"],
+    ["NAME", "TYPE", "STATE", "IN-FLIGHT", "QUEUED", "FAILURES", "EJECTED-UNTIL", "MODELS"],
     result.data.map((b) => [
       b.name as string,
       b.type as string,
-      b.healthy ? "yes" : "no",
+      b.state as string,
+      `${b.in_flight}/${b.max_concurrency ?? "∞"}`,
+      b.queued as number,
+      b.consecutive_failures as number,
+      b.ejected_until as string | null,
       (b.models as string[] | undefined)?.length ?? 0,
     ]),
   );

@@ -2,6 +2,7 @@
 import type { MiddlewareHandler } from "hono";
 import type { GatewayEnv } from "../context.ts";
 import { GatewayError } from "../errors.ts";
+import { globRegExp } from "../glob.ts";
 import { createIpMatcher } from "../net/ip.ts";
 import type { KeyRecord } from "../store/model.ts";
 
@@ -48,9 +49,7 @@ export function modelAllowed(key: KeyRecord, model: string): boolean {
     if (!pattern.includes("*")) return false;
     let regex = globs.get(pattern);
     if (!regex) {
-      const source = pattern.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
-        .join(".*");
-      regex = new RegExp(`^${source}$`);
+      regex = globRegExp(pattern);
       if (globs.size < 10_000) globs.set(pattern, regex);
     }
     return regex.test(model);

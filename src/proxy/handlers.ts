@@ -9,19 +9,17 @@ import type { GatewayEnv } from "../context.ts";
 import type { Codec, ParsedRequest } from "../formats/types.ts";
 import type { Logger } from "../log.ts";
 import type { PendingWork } from "../pending.ts";
-import type { BackendStats } from "../routing/backend_stats.ts";
-import type { ModelRegistry, Route } from "../routing/registry.ts";
+import type { Router } from "../routing/types.ts";
+import { modelNotFound } from "../errors.ts";
 import { meterStream, type StreamSummary } from "../usage/meter.ts";
 import { type ExchangeOptions, finish, finishExchange } from "./exchange.ts";
 
 /** What the proxy handlers need. */
 export interface ProxyDeps {
-  registry: ModelRegistry;
+  router: Router;
   now: () => number;
   log: Logger;
   pending?: PendingWork;
-  /** In-flight and recent numbers per backend. */
-  stats?: BackendStats;
   /** Aborted when shutdown stops waiting: ends open streams and upstream waits cleanly. */
   stop?: AbortSignal;
   /** Answer tokens reserved per answer when a request sets no limit. */
@@ -34,8 +32,9 @@ export interface ProxyDeps {
    */
   checkAccess?: (c: Context<GatewayEnv>, requested: string, canonical: string) => void;
   /**
-   * Runs after routing, before the backend is called: quota reservation. It throws to refuse;
-   * what it acquires it releases through an exchange finisher.
+   * Runs once the model is known to be served, before routing: quota reservation (once per client
+   * request, whatever the attempts). It throws to refuse; what it acquires it releases through an
+   * exchange finisher.
    */
   beforeSend?: (c: Context<GatewayEnv>, admission: Admission) => Promise<void> | void;
 }
@@ -44,7 +43,6 @@ export interface ProxyDeps {
 export interface Admission {
   codec: Codec;
   request: ParsedRequest;
-  route: Route;
 }
 
 /** The handler of one proxied endpoint. */
@@ -62,26 +60,35 @@ export function proxyEndpoint<P extends ParsedRequest>(
     ex.endpoint = codec.name;
     ex.model = request.model;
     ex.stream = request.stream;
-    deps.checkAccess?.(c, request.model, deps.registry.canonical(request.model));
-    const route = deps.registry.resolve(request.model);
-    ex.servedModel = route.model;
-    await deps.beforeSend?.(c, { codec, request, route });
+    const group = c.get("key").group || "default";
+    deps.checkAccess?.(c, request.model, deps.router.canonical(request.model, group));
+    if (!deps.router.serves(request.model, group)) throw modelNotFound(request.model);
+    await deps.beforeSend?.(c, { codec, request });
     // From here on the request counts as sent: it gets a ledger record whatever happens.
-    const backend = route.adapter.config.name;
-    ex.backend = backend;
-    ex.attempts = 1;
-    if (deps.stats) {
-      const stats = deps.stats;
-      stats.start(backend);
-      ex.finishers.push((done) => stats.end(backend, done.latencyMs, done.outcome !== "completed"));
-    }
-    const answer = await codec.send(route.adapter, request, {
-      upstreamModel: route.upstreamModel,
+    const routed = await deps.router.route({
+      model: request.model,
+      group,
       signal: deps.stop ? AbortSignal.any([c.req.raw.signal, deps.stop]) : c.req.raw.signal,
-      requestId: ex.requestId,
-      now: deps.now,
-      startedAt: ex.startedAt,
+      progress: ex,
+    }, (target, signal) => {
+      ex.backend = target.adapter.config.name;
+      ex.servedModel = target.model;
+      return codec.send(target.adapter, request, {
+        upstreamModel: target.upstreamModel,
+        signal,
+        requestId: ex.requestId,
+        now: deps.now,
+        startedAt: ex.startedAt,
+      });
     });
+    ex.finishers.push((done) =>
+      routed.release({
+        failed: done.outcome !== "completed",
+        latencyMs: done.latencyMs - routed.queuedMs,
+      })
+    );
+    const answer = routed.value;
+    const idleMs = routed.target.adapter.config.timeouts.idleMs;
     if (answer.kind === "json") {
       finish(c, options, {
         status: answer.status,
@@ -101,7 +108,7 @@ export function proxyEndpoint<P extends ParsedRequest>(
       framing: codec.framing,
       inspect: codec.inspector(request),
       errorEvent: codec.errorEvent,
-      idleMs: route.adapter.config.timeouts.idleMs,
+      idleMs,
       maxEventBytes: deps.maxEventBytes,
       stop: deps.stop,
       now: deps.now,

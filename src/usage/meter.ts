@@ -204,10 +204,13 @@ export function meterStream(
         try {
           result = await reader.read();
         } catch (err) {
+          if (ended) return;
           return fail(controller, interrupted ?? "upstream_error", err);
         } finally {
           readingSince = null;
         }
+        // The client left while the read was pending: cancel() already ended the stream.
+        if (ended) return;
         if (interrupted) return fail(controller, interrupted, new Error(interrupted));
         // Whole events that pass unchanged are forwarded as the bytes that came.
         const clean = event.length === 0 && lines.idle;

@@ -248,3 +248,27 @@ Deno.test("meterStream() meters NDJSON with the format's inspector", async () =>
   assertEquals(ended[0].usage?.total_tokens, 3);
   assertEquals(ended[0].outputEvents, 1);
 });
+
+Deno.test("meterStream() reports a client that leaves during a pending read as cancelled, not as a fault", async () => {
+  let release: () => void = () => {};
+  const upstream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(encoder.encode(chunk("a")));
+    },
+    pull() {
+      return new Promise<void>((resolve) => (release = resolve));
+    },
+  });
+  const faults: string[] = [];
+  const { stream, ended } = meter(upstream, { onFault: (outcome) => faults.push(outcome) });
+  const reader = stream.getReader();
+  await reader.read();
+  const pending = reader.read();
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  await reader.cancel();
+  release();
+  await pending;
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  assertEquals(ended.map((s) => s.outcome), ["client_cancelled"]);
+  assertEquals(faults, []);
+});

@@ -98,6 +98,12 @@ backends:
         await page.locator("table, .muted").first().waitFor();
         await shot(page, name);
       }
+      // The Backends page shows each backend's state, slots in use of the maximum, and queue.
+      await page.goto(`${gateway.url}/admin/backends`);
+      const upRow = page.locator("tr", { hasText: "healthy" }).first();
+      await upRow.waitFor();
+      assert((await upRow.textContent())?.includes("0 / ∞"), await upRow.textContent() ?? "");
+      assert((await page.textContent("thead"))?.includes("Queued"));
       await page.setViewportSize({ width: 390, height: 800 });
       await page.goto(`${gateway.url}/admin/keys`);
       await page.locator("table").waitFor();
