@@ -8,6 +8,8 @@ export interface BenchGateway {
   url: string;
   key: string;
   pid: number;
+  /** One value of the gateway's /metrics (a metric without labels), or NaN. */
+  metric(name: string): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -106,6 +108,13 @@ ${
     url,
     key: created.key,
     pid: child.pid,
+    async metric(name: string) {
+      const text = await (await fetch(`${url}/metrics`, {
+        headers: { authorization: `Bearer ${ADMIN_KEY}` },
+      })).text();
+      const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+      return line ? Number(line.slice(name.length + 1)) : NaN;
+    },
     async stop() {
       child.kill("SIGTERM");
       await child.status;

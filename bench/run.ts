@@ -126,7 +126,7 @@ try {
       dir: tmp,
       streams: STREAMS,
       chunks: SOAK_CHUNKS,
-      readGapMs: 20,
+      readGapMs: 10,
     });
   }
 

@@ -1,5 +1,6 @@
 /** createApp(deps): the one place where routes and middleware order are declared. */
 import { Hono } from "hono";
+import type { Context } from "hono";
 import { adminAuth, FailureGate } from "../admin/auth.ts";
 import { createAdminPages } from "../admin/pages.ts";
 import { sessionAuth, Sessions } from "../admin/session.ts";
@@ -67,6 +68,32 @@ function isUpstreamDetail(
   cause: unknown,
 ): cause is { status: number; body: string; backend: string } {
   return typeof cause === "object" && cause !== null && "backend" in cause && "body" in cause;
+}
+
+/** OpenAI endpoints the gateway does not serve: a clear 404 rather than "unknown route". */
+const UNSERVED_V1 = [
+  "/audio/*",
+  "/images/*",
+  "/files",
+  "/files/*",
+  "/batches",
+  "/batches/*",
+  "/rerank",
+  "/moderations",
+  "/fine_tuning/*",
+  "/uploads/*",
+  "/vector_stores/*",
+  "/assistants/*",
+  "/threads/*",
+  "/realtime/*",
+];
+
+function unservedEndpoint(c: Context<GatewayEnv>): never {
+  throw new GatewayError(`"${c.req.method} ${c.req.path}" is not served by this gateway`, {
+    status: 404,
+    type: "invalid_request_error",
+    code: "unsupported_endpoint",
+  });
 }
 
 /** Ollama's API lives under /api; its errors take Ollama's shape. */
@@ -189,6 +216,7 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
   v1.post("/completions", body, proxyEndpoint(completionsCodec, proxyDeps));
   v1.post("/embeddings", body, proxyEndpoint(embeddingsCodec, proxyDeps));
   v1.post("/responses", body, proxyEndpoint(responsesCodec, proxyDeps));
+  for (const path of UNSERVED_V1) v1.all(path, unservedEndpoint);
   app.route("/v1", v1);
 
   // Ollama's own API, for ollama-js and the tools built for Ollama, with the same keys.

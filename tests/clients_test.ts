@@ -177,3 +177,30 @@ Deno.test("clients: malformed tool_calls are a 400 naming the field, for every b
     }
   });
 });
+
+Deno.test("clients: endpoints the gateway does not serve answer 404 unsupported_endpoint, after the key", async () => {
+  await withBackends(async (gateway) => {
+    const client = gateway.client();
+    const calls: [string, () => Promise<unknown>][] = [
+      ["audio", () => client.audio.speech.create({ model: "tts-1", voice: "alloy", input: "hi" })],
+      ["images", () => client.images.generate({ model: "dall-e-3", prompt: "a cat" })],
+      ["files", () => client.files.list()],
+      ["batches", () => client.batches.list()],
+      ["moderations", () => client.moderations.create({ input: "hi" })],
+    ];
+    for (const [name, call] of calls) {
+      const err = await call().catch((e) => e);
+      assert(err instanceof OpenAI.NotFoundError, `${name}: ${err}`);
+      assertEquals(err.code, "unsupported_endpoint", name);
+    }
+    const rerank = await fetch(`${gateway.url}/v1/rerank`, {
+      method: "POST",
+      headers: gateway.auth,
+    });
+    assertEquals(rerank.status, 404);
+    assertEquals((await rerank.json()).error.code, "unsupported_endpoint");
+    const anonymous = await fetch(`${gateway.url}/v1/files`);
+    assertEquals(anonymous.status, 401, "nothing is told to a caller without a key");
+    await anonymous.body?.cancel();
+  });
+});

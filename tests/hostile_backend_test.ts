@@ -2,7 +2,7 @@
 import OpenAI from "openai";
 import { assert, assertEquals } from "./assert.ts";
 import { type HostileBackend, startHostileBackend } from "./fakes/hostile_backend.ts";
-import { readSse, startTestGateway, type TestGateway } from "./helpers.ts";
+import { readSse, startTestGateway, type TestGateway, waitFor } from "./helpers.ts";
 
 const MIB = 1024 * 1024;
 
@@ -195,5 +195,23 @@ Deno.test("hostile backend: routing-like fields a client sends are never forward
     for (const field of ["api_base", "base_url", "api_key", "organization", "extra_headers"]) {
       assert(!(field in sent), `${field} was forwarded`);
     }
+  });
+});
+
+Deno.test("hostile backend: a client that leaves stops the backend's work while waiting for headers or reading JSON", async () => {
+  await withHostile(async (gateway, backend) => {
+    for (const model of ["no-headers", "stall-after-headers"]) {
+      const aborter = new AbortController();
+      const pending = fetch(`${gateway.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...gateway.auth },
+        body: JSON.stringify({ model, messages: [{ role: "user", content: "hi" }] }),
+        signal: aborter.signal,
+      }).catch(() => null);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      aborter.abort();
+      await pending;
+    }
+    await waitFor(() => backend.abandoned === 1 && backend.cancelled === 1);
   });
 });

@@ -12,6 +12,17 @@ export function describeRequestMetrics(metrics: Metrics): void {
   metrics.describe("modelgate_request_duration_ms", "Request latency until the last byte");
   metrics.describe("modelgate_time_to_first_token_ms", "Time to the first streamed token");
   metrics.describe("modelgate_auth_failures_total", "Refused API keys, by reason (never the key)");
+  // Prometheus' conventional process gauges, read at scrape time.
+  metrics.gauge(
+    "process_resident_memory_bytes",
+    "Resident memory of the gateway process",
+    () => Deno.memoryUsage().rss,
+  );
+  metrics.gauge(
+    "modelgate_js_heap_used_bytes",
+    "JavaScript heap in use (what the gateway itself keeps alive)",
+    () => Deno.memoryUsage().heapUsed,
+  );
 }
 
 /** Registers the finisher that counts and logs each proxied request. */

@@ -13,6 +13,7 @@
  * - `leaky-error`: a 400 whose message names the backend's own host and port in several forms
  * - `error-event`: a stream that sends one chunk, then an error event with the backend's text
  * - `cr-stream`: a stream with bare-CR line endings and a usage chunk
+ * - `no-headers`: never answers; counts the requests whose caller gave up (`abandoned`)
  * - anything else: a normal answer (and the body is recorded)
  */
 
@@ -24,6 +25,8 @@ export interface HostileBackend {
   bodies: Record<string, unknown>[];
   /** Streams the gateway cancelled or abandoned. */
   readonly cancelled: number;
+  /** `no-headers` requests whose caller closed the connection while waiting. */
+  readonly abandoned: number;
   close(): Promise<void>;
 }
 
@@ -41,6 +44,7 @@ export const HOSTILE_MODELS = [
   "leaky-error",
   "error-event",
   "cr-stream",
+  "no-headers",
 ];
 
 const encoder = new TextEncoder();
@@ -51,7 +55,8 @@ export function startHostileBackend(options: { hugeBytes?: number } = {}): Promi
   const hugeBytes = options.hugeBytes ?? 3 * 1024 * 1024;
   const bodies: Record<string, unknown>[] = [];
   const open = new Set<ReadableStreamDefaultController<Uint8Array>>();
-  const state = { cancelled: 0 };
+  const state = { cancelled: 0, abandoned: 0 };
+  const waiting = new Set<() => void>();
   let port = 0;
 
   /** A stream that sends `first`, then nothing until the client or close() ends it. */
@@ -109,6 +114,19 @@ export function startHostileBackend(options: { hugeBytes?: number } = {}): Promi
     const stream = body.stream === true;
     const sse = { "content-type": "text/event-stream" };
     switch (model) {
+      case "no-headers":
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            waiting.delete(done);
+            resolve();
+          };
+          waiting.add(done);
+          request.signal.addEventListener("abort", () => {
+            state.abandoned++;
+            done();
+          });
+        });
+        return new Response("late", { status: 500 });
       case "stall-after-headers":
         return new Response(hanging('{"id":"chatcmpl-1","choices":['), {
           headers: { "content-type": "application/json" },
@@ -188,7 +206,11 @@ export function startHostileBackend(options: { hugeBytes?: number } = {}): Promi
     get cancelled() {
       return state.cancelled;
     },
+    get abandoned() {
+      return state.abandoned;
+    },
     async close() {
+      for (const wake of [...waiting]) wake();
       for (const controller of open) {
         try {
           controller.close();
