@@ -126,7 +126,7 @@ try {
       dir: tmp,
       streams: STREAMS,
       chunks: SOAK_CHUNKS,
-      readGapMs: 10,
+      readGapMs: 5,
     });
   }
 

@@ -1,7 +1,9 @@
 /**
- * Stream soak: many long streams read slowly, and a few never read, through ModelGate. The
- * gateway's memory per open stream must not grow with how far the streams got, and a client that
- * stops reading must hold the backend back (as a plain pipe does) instead of filling the gateway.
+ * Stream soak: many long streams read slowly, and a few never read, through ModelGate and through
+ * the runtime's floor for a metering proxy (a bare Deno proxy with one identity TransformStream),
+ * in one run. The gateway's memory per open stream must not grow with how far the streams got,
+ * and a client that stops reading must hold the backend back (as a plain pipe does) instead of
+ * filling the gateway.
  */
 import { fmt, percentile, rssKiB, startDeno } from "./lib.ts";
 import { startModelGate } from "./modelgate.ts";
@@ -39,10 +41,16 @@ interface SlowStream {
   events: number;
 }
 
-async function open(url: string, key: string): Promise<SlowStream> {
-  const response = await fetch(url, {
+interface Target {
+  url: string;
+  headers: Record<string, string>;
+  pid: number;
+}
+
+async function open(target: Target): Promise<SlowStream> {
+  const response = await fetch(target.url, {
     method: "POST",
-    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    headers: { ...target.headers, "content-type": "application/json" },
     body: JSON.stringify({
       model: "bench-model",
       stream: true,
@@ -58,102 +66,128 @@ async function open(url: string, key: string): Promise<SlowStream> {
 async function readOnce(stream: SlowStream): Promise<boolean> {
   const { value, done } = await stream.reader.read();
   if (done) return false;
-  let count = 0;
   for (let i = 0; i < value.length - 1; i++) {
-    if (value[i] === 10 && value[i + 1] === 10) count++;
+    if (value[i] === 10 && value[i + 1] === 10) stream.events++;
   }
-  stream.events += count;
   return true;
 }
 
-/** Runs the soak and reports memory per stream at the start and at the end. */
-export async function streamSoak(report: SoakReport, options: SoakOptions): Promise<void> {
+/** What one soak of one process measured, in KiB. */
+interface SoakResult {
+  floor: number;
+  /** RSS per open stream once every stream is a quarter through (buffers have grown). */
+  early: number;
+  /** The same at 90% of every stream, all still open. */
+  late: number;
+  seconds: number;
+  /** RSS growth over 5 s with 10 clients that never read, in MiB. */
+  stalledGrowthMiB: number;
+}
+
+async function soak(target: Target, options: SoakOptions): Promise<SoakResult> {
   const { streams, chunks } = options;
-  const backend = await startDeno(["bench/fake_backend.ts", "0", "0", String(chunks), "0"]);
-  const gateway = await startModelGate({
-    backendUrl: `http://127.0.0.1:${backend.port}`,
-    dir: `${options.dir}/soak`,
-    keyCount: 0,
-  });
-  const url = `${gateway.url}/v1/chat/completions`;
+  const warm = await Promise.all([...Array(20).keys()].map(() => open(target)));
+  await Promise.all(warm.map((s) => s.reader.cancel()));
+  const floor = await settledRss(target.pid);
+  const all: SlowStream[] = [];
+  for (let i = 0; i < streams; i += 100) {
+    const batch = Math.min(100, streams - i);
+    all.push(...await Promise.all([...Array(batch).keys()].map(() => open(target))));
+  }
+  const readTo = (share: number) =>
+    Promise.all(all.map(async (stream) => {
+      const goal = Math.floor(chunks * share);
+      while (stream.events < goal && await readOnce(stream)) await sleep(options.readGapMs);
+    }));
+  const begun = performance.now();
+  await readTo(0.25);
+  const early = (await settledRss(target.pid) - floor) / streams;
+  await readTo(0.9);
+  const late = (await settledRss(target.pid) - floor) / streams;
+  const seconds = (performance.now() - begun) / 1000;
+  await Promise.all(all.map((s) => s.reader.cancel().catch(() => {})));
+
+  // Clients that never read: the backend must be held back, not buffered by the proxy.
+  const stalled = await Promise.all([...Array(10).keys()].map(() => open(target)));
+  const before = await settledRss(target.pid);
+  await sleep(5000);
+  const after = await settledRss(target.pid);
+  await Promise.all(stalled.map((s) => s.reader.cancel().catch(() => {})));
+  return { floor, early, late, seconds, stalledGrowthMiB: (after - before) / 1024 };
+}
+
+/** Runs the soak on the floor proxy and on ModelGate and reports both. */
+export async function streamSoak(report: SoakReport, options: SoakOptions): Promise<void> {
+  const backend = await startDeno([
+    "bench/fake_backend.ts",
+    "0",
+    "0",
+    String(options.chunks),
+    "0",
+  ]);
+  const backendUrl = `http://127.0.0.1:${backend.port}`;
   try {
-    // Warm up JIT and pools, then measure the floor.
-    const warm = await Promise.all([...Array(20).keys()].map(() => open(url, gateway.key)));
-    await Promise.all(warm.map((s) => s.reader.cancel()));
-    const floor = await settledRss(gateway.pid);
-
-    const floorHeap = await gateway.metric("modelgate_js_heap_used_bytes");
-    const open_: SlowStream[] = [];
-    for (let i = 0; i < streams; i += 100) {
-      const batch = Math.min(100, streams - i);
-      open_.push(...await Promise.all([...Array(batch).keys()].map(() => open(url, gateway.key))));
+    const proxy = await startDeno(["bench/bare_proxy.ts", "0", backendUrl, "transform"]);
+    const floorRun = await soak({
+      url: `http://127.0.0.1:${proxy.port}/v1/chat/completions`,
+      headers: {},
+      pid: proxy.pid,
+    }, options);
+    await proxy.stop();
+    const gateway = await startModelGate({ backendUrl, dir: `${options.dir}/soak`, keyCount: 0 });
+    let gatewayRun: SoakResult;
+    try {
+      gatewayRun = await soak({
+        url: `${gateway.url}/v1/chat/completions`,
+        headers: { authorization: `Bearer ${gateway.key}` },
+        pid: gateway.pid,
+      }, options);
+    } finally {
+      await gateway.stop();
     }
-
-    // Every stream is read slowly; memory is sampled once every stream is 10% through (the
-    // start of the soak, streams flowing) and again at 90%, every stream still open.
-    const readTo = (share: number) =>
-      Promise.all(open_.map(async (stream) => {
-        const target = Math.floor(chunks * share);
-        while (stream.events < target && await readOnce(stream)) await sleep(options.readGapMs);
-      }));
-    const sample = async () => ({
-      rss: await settledRss(gateway.pid),
-      heap: await gateway.metric("modelgate_js_heap_used_bytes"),
-    });
-    const begun = performance.now();
-    await readTo(0.1);
-    const start = await sample();
-    await readTo(0.9);
-    const end = await sample();
-    const seconds = (performance.now() - begun) / 1000;
-    await Promise.all(open_.map((s) => s.reader.cancel().catch(() => {})));
-    const perStream = (rss: number) => (rss - floor) / streams;
-    const heapPerStream = (heap: number) => (heap - floorHeap) / 1024 / streams;
-
-    // Clients that never read: the backend must be held back, not buffered by the gateway.
-    const stalled = await Promise.all([...Array(10).keys()].map(() => open(url, gateway.key)));
-    const stalledStart = await settledRss(gateway.pid);
-    await sleep(5000);
-    const stalledEnd = await settledRss(gateway.pid);
-    await Promise.all(stalled.map((s) => s.reader.cancel().catch(() => {})));
-    const stalledGrowth = (stalledEnd - stalledStart) / 1024;
-
-    report.out();
-    report.out(`## Stream soak (${streams} streams of ${chunks} chunks, slow readers)`);
+    const rows: [string, SoakResult][] = [
+      ["bare proxy + identity TransformStream (floor)", floorRun],
+      ["ModelGate", gatewayRun],
+    ];
     report.out();
     report.out(
-      "| moment | gateway RSS MiB | RSS KiB per open stream | JS heap KiB per open stream |",
+      `## Stream soak (${options.streams} streams of ${options.chunks} chunks, slow readers)`,
     );
-    report.out("|---|---|---|---|");
-    report.out(`| before the streams | ${fmt(floor / 1024, 1)} | | |`);
-    for (const [label, at] of [["10% of every stream read", start], ["90% read", end]] as const) {
+    report.out();
+    report.out(
+      "| process | RSS before MiB | KiB/stream at 25% | KiB/stream at 90% | growth | 10 stalled clients, 5 s |",
+    );
+    report.out("|---|---|---|---|---|---|");
+    for (const [label, run] of rows) {
       report.out(
-        `| ${label} | ${fmt(at.rss / 1024, 1)} | ${fmt(perStream(at.rss), 1)} | ${
-          fmt(heapPerStream(at.heap), 1)
-        } |`,
+        `| ${label} | ${fmt(run.floor / 1024, 1)} | ${fmt(run.early, 1)} | ${fmt(run.late, 1)} | ${
+          fmt((run.late / run.early - 1) * 100, 0)
+        }% | ${fmt(run.stalledGrowthMiB, 1)} MiB |`,
       );
     }
     report.out();
-    report.out(`Reading every stream from 10% to 90% took ${fmt(seconds, 0)} s.`);
-    report.out();
-    report.out(
-      `10 clients that never read: gateway RSS ${fmt(stalledStart / 1024, 1)} → ${
-        fmt(stalledEnd / 1024, 1)
-      } MiB over 5 s`,
-    );
-    const drift = perStream(end.rss) / perStream(start.rss);
+    report.out(`ModelGate's streams took ${fmt(gatewayRun.seconds, 0)} s from 25% to 90%.`);
+    const drift = gatewayRun.late / gatewayRun.early;
+    const floorDrift = floorRun.late / floorRun.early;
     report.budget(
       drift <= 1.1,
-      `memory per stream flat in the stream's length (at 90% ${
-        fmt(perStream(end.rss), 1)
-      } KiB vs at 10% ${fmt(perStream(start.rss), 1)} KiB: ${fmt(drift * 100, 0)}%)`,
+      `memory per stream flat in the stream's length (${fmt(gatewayRun.late, 1)} KiB at 90% vs ${
+        fmt(gatewayRun.early, 1)
+      } KiB at 25%: +${fmt((drift - 1) * 100, 0)}%; the runtime floor grows +${
+        fmt((floorDrift - 1) * 100, 0)
+      }%)`,
     );
     report.budget(
-      stalledGrowth < 16,
-      `clients that never read do not grow the gateway (${fmt(stalledGrowth, 1)} MiB in 5 s)`,
+      drift <= floorDrift + 0.1,
+      `memory per stream grows no more than the runtime floor's, within 10 points`,
+    );
+    report.budget(
+      gatewayRun.stalledGrowthMiB < 16,
+      `clients that never read do not grow the gateway (${
+        fmt(gatewayRun.stalledGrowthMiB, 1)
+      } MiB in 5 s)`,
     );
   } finally {
-    await gateway.stop();
     await backend.stop();
   }
 }
