@@ -47,7 +47,14 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   const now = options.now ?? Date.now;
   const kv = options.kv ?? await openKv(config.storage.kv);
   const keys = new KeyStore({ kv, now });
-  const ledger = new Ledger({ kv, retentionDays: config.storage.usageRetentionDays, log });
+  const metrics = new Metrics();
+  const ledger = new Ledger({
+    kv,
+    retentionDays: config.storage.usageRetentionDays,
+    log,
+    metrics,
+    now,
+  });
   const broker = new QuotaBroker({ kv, now, log });
   const directory = new KeyDirectory({ store: keys, log, now });
   await directory.start();
@@ -57,7 +64,6 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   const registry = new ModelRegistry({ adapters, policies: config.models, log });
   await registry.start(config.discovery.intervalSeconds);
   const pending = new PendingWork();
-  const metrics = new Metrics();
   const limiter = createRateLimiter({
     redisUrl: config.redis.url,
     onError: config.redis.onError,
