@@ -55,7 +55,13 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     metrics,
     now,
   });
-  const broker = new QuotaBroker({ kv, now, log });
+  const broker = new QuotaBroker({
+    kv,
+    now,
+    log,
+    metrics,
+    leaseTtlMs: config.quota.leaseTtlSeconds * 1000,
+  });
   const directory = new KeyDirectory({ store: keys, log, now });
   await directory.start();
   const adminKeyHash = await resolveAdminKeyHash(kv, config.admin.apiKey, log, options.print);
