@@ -1,105 +1,55 @@
 /**
- * Rate limits shared through Redis: the same algorithm as the in-memory limiter, each check one
- * Lua script (EVALSHA, reloaded on NOSCRIPT by ioredis), time from Redis `TIME` so instances with
- * skewed clocks share one limit, keys hash-tagged per API key for Redis Cluster and expiring on
- * their own. Concurrency slots are leases in a sorted set that expire, so a crashed instance
- * cannot hold a key's slots for ever.
+ * Rate limits shared through Redis: the same algorithm as the in-memory limiter, each admission
+ * one Lua script (scripts in redis_scripts.ts), keys hash-tagged per API key for Redis Cluster and
+ * expiring on their own. Commands issued together are sent together (ioredis auto-pipelining).
+ *
+ * A finished request costs no round trip of its own: its tokens to debit and its concurrency
+ * lease to release wait in memory and ride on the key's next admission, or on one pipeline sent
+ * `settleDelayMs` later. A failed settlement is sent again until Redis answers. Concurrency
+ * leases live `leaseTtlMs` and are renewed while their request runs (one pipeline for all of
+ * them every `renewMs`), so a lease whose release never arrives (crash, lost connection) frees
+ * its slot within seconds.
  */
 import { Redis } from "ioredis";
-import type { Decision, LimitState, RateLimiter, RateLimits, RefusalReason } from "./types.ts";
+import type { Logger } from "../log.ts";
+import { Metrics } from "../metrics.ts";
+import { ADMIT, RENEW, SETTLE } from "./redis_scripts.ts";
+import { type Pending, SettleQueue } from "./settle_queue.ts";
+import type {
+  Decision,
+  Lease,
+  LimitState,
+  RateLimiter,
+  RateLimits,
+  RefusalReason,
+} from "./types.ts";
 import { NO_LIMITS, requestCapacity, unlimited } from "./types.ts";
-
-const NOW = `
-local now
-if ARGV[#ARGV] ~= "" then
-  now = tonumber(ARGV[#ARGV])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-`;
-
-/** KEYS: requests (GCRA tat), tokens (hash), slots (zset). ARGV: rpm cap tpm maxc lease ttl now. */
-const ADMIT = NOW + `
-local rpm, cap, tpm, maxc = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local inflight = 0
-if maxc >= 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-  inflight = redis.call('ZCARD', KEYS[3])
-end
-local tat, interval = now, 0
-if rpm > 0 then
-  interval = 60000 / rpm
-  local stored = redis.call('GET', KEYS[1])
-  if stored then tat = math.max(tonumber(stored), now) end
-end
-local tokens = 0
-if tpm > 0 then
-  local h = redis.call('HMGET', KEYS[2], 'tokens', 'at')
-  if h[1] then
-    tokens = math.min(tpm, tonumber(h[1]) + math.max(0, now - tonumber(h[2])) * tpm / 60000)
-  else
-    tokens = tpm
-  end
-end
-if maxc >= 0 and inflight >= maxc then
-  return {0, 'concurrency', 1000, tostring(tat - now), tostring(tokens)}
-end
-if rpm > 0 and tat - now > (cap - 1) * interval then
-  return {0, 'rpm', math.ceil(tat - now - (cap - 1) * interval), tostring(tat - now), tostring(tokens)}
-end
-if tpm > 0 and tokens < 1 then
-  return {0, 'tpm', math.ceil((1 - tokens) / (tpm / 60000)), tostring(tat - now), tostring(tokens)}
-end
-if rpm > 0 then
-  tat = tat + interval
-  redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil(tat - now) + 1000)
-end
-if tpm > 0 then
-  redis.call('HSET', KEYS[2], 'tokens', tostring(tokens), 'at', tostring(now))
-  redis.call('PEXPIRE', KEYS[2], 120000)
-end
-if maxc >= 0 then
-  redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6]), ARGV[5])
-  redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[6]))
-end
-return {1, '', 0, tostring(tat - now), tostring(tokens)}
-`;
-
-/** KEYS: tokens (hash), slots (zset). ARGV: tpm used lease now. */
-const RELEASE = NOW + `
-redis.call('ZREM', KEYS[2], ARGV[3])
-local tpm = tonumber(ARGV[1])
-if tpm > 0 then
-  local h = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-  local tokens = tpm
-  if h[1] then tokens = math.min(tpm, tonumber(h[1]) + math.max(0, now - tonumber(h[2])) * tpm / 60000) end
-  tokens = tokens - tonumber(ARGV[2])
-  redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
-  redis.call('PEXPIRE', KEYS[1], math.max(120000, math.ceil((tpm - tokens) / (tpm / 60000)) + 1000))
-end
-return 1
-`;
 
 /** Options for {@linkcode createRedisLimiter}. */
 export interface RedisLimiterOptions {
   url: string;
   /** Longest wait for one check before it counts as a Redis failure (ms). */
   timeoutMs?: number;
-  /** How long a concurrency slot survives without release (ms); covers crashed instances. */
+  /** How long a concurrency lease survives without renewal (ms, default 30 s). */
   leaseTtlMs?: number;
+  /** How often leases of running requests are renewed (ms, default a third of the TTL). */
+  renewMs?: number;
+  /** Longest wait before a released slot is sent when no admission carries it (ms, default 10). */
+  settleDelayMs?: number;
+  /** Pending lease releases kept while Redis does not answer (default 10,000). */
+  maxPendingReleases?: number;
+  metrics?: Metrics;
+  log?: Logger;
   /** Test-only clock passed into the scripts instead of Redis TIME. */
   clock?: () => number;
 }
 
+type Reply = [number, string, number, string, string];
+
 type ScriptClient = Redis & {
-  mgAdmit(
-    k1: string,
-    k2: string,
-    k3: string,
-    ...args: string[]
-  ): Promise<[number, string, number, string, string]>;
-  mgRelease(k1: string, k2: string, ...args: string[]): Promise<number>;
+  mgAdmit(k1: string, k2: string, k3: string, ...args: string[]): Promise<Reply>;
+  mgSettle(k1: string, k2: string, ...args: string[]): Promise<number>;
+  mgRenew(k1: string, ...args: string[]): Promise<number>;
 };
 
 /** The Redis client with ModelGate's scripts, failing fast while Redis is away. */
@@ -107,6 +57,7 @@ export function createRedisClient(url: string, timeoutMs: number): ScriptClient 
   const client = new Redis(url, {
     lazyConnect: false,
     enableOfflineQueue: false,
+    enableAutoPipelining: true,
     maxRetriesPerRequest: 0,
     commandTimeout: timeoutMs,
     connectTimeout: 1000,
@@ -114,20 +65,131 @@ export function createRedisClient(url: string, timeoutMs: number): ScriptClient 
   }) as ScriptClient;
   client.on("error", () => {}); // Reported by the callers that fail; reconnects by itself.
   client.defineCommand("mgAdmit", { numberOfKeys: 3, lua: ADMIT });
-  client.defineCommand("mgRelease", { numberOfKeys: 2, lua: RELEASE });
+  client.defineCommand("mgSettle", { numberOfKeys: 2, lua: SETTLE });
+  client.defineCommand("mgRenew", { numberOfKeys: 1, lua: RENEW });
   return client;
 }
 
+/** The Redis limiter, with what its owner (and tests) may drive directly. */
+export interface RedisLimiter extends RateLimiter {
+  client: Redis;
+  ready(timeoutMs: number): Promise<void>;
+  /** Sends every pending settlement now. */
+  settle(): Promise<void>;
+  /** Renews the leases of running requests now. */
+  renew(): Promise<void>;
+  /** Lease releases waiting to be sent. */
+  readonly pendingReleases: number;
+}
+
+const NOOP_LEASE: Lease = { release: () => Promise.resolve() };
+const RETRY_MS = [100, 250, 500, 1000, 2000];
+
 /** Creates the Redis-backed limiter. */
-export function createRedisLimiter(
-  options: RedisLimiterOptions,
-): RateLimiter & { client: Redis; ready(timeoutMs: number): Promise<void> } {
+export function createRedisLimiter(options: RedisLimiterOptions): RedisLimiter {
   const client = createRedisClient(options.url, options.timeoutMs ?? 100);
-  const leaseTtl = options.leaseTtlMs ?? 15 * 60_000;
+  const leaseTtl = options.leaseTtlMs ?? 30_000;
+  const settleDelay = options.settleDelayMs ?? 10;
+  const metrics = options.metrics ?? new Metrics();
+  metrics.describe(
+    "modelgate_ratelimit_releases_dropped_total",
+    "Concurrency releases dropped while Redis did not answer (their leases expire instead)",
+  );
+  const queue = new SettleQueue(options.maxPendingReleases ?? 10_000, (dropped) => {
+    metrics.inc("modelgate_ratelimit_releases_dropped_total", {}, dropped);
+  });
+  /** Leases of requests still running: lease id -> key tag. */
+  const live = new Map<string, string>();
   const clockArg = () => (options.clock ? String(options.clock()) : "");
   const num = (value: number | null) => String(value ?? -1);
+
+  let settleTimer: ReturnType<typeof setTimeout> | null = null;
+  let settleAt = Infinity;
+  let failures = 0;
+  let settling: Promise<void> | null = null;
+  let closed = false;
+  const schedule = (delayMs: number) => {
+    if (closed) return;
+    const at = Date.now() + delayMs;
+    if (settleTimer !== null && settleAt <= at) return;
+    if (settleTimer !== null) clearTimeout(settleTimer);
+    settleAt = at;
+    settleTimer = setTimeout(() => {
+      settleTimer = null;
+      settleAt = Infinity;
+      settle().catch(() => {});
+    }, delayMs);
+  };
+  const settle = (): Promise<void> => {
+    settling ??= sendSettlements().finally(() => {
+      settling = null;
+    });
+    return settling;
+  };
+  const sendSettlements = async () => {
+    const pending = queue.drain();
+    if (pending.length === 0) return;
+    const failed: Pending[] = [];
+    try {
+      const pipeline = client.pipeline() as unknown as ScriptClient & {
+        exec(): Promise<[Error | null, unknown][] | null>;
+      };
+      for (const p of pending) {
+        pipeline.mgSettle(
+          `${p.tag}:tok`,
+          `${p.tag}:slots`,
+          clockArg(),
+          String(p.tpm),
+          String(p.debit),
+          ...p.releases,
+        );
+      }
+      const results = await pipeline.exec();
+      pending.forEach((p, i) => {
+        if (!results || results[i][0]) failed.push(p);
+      });
+    } catch {
+      failed.push(...pending);
+    }
+    // Sent again until Redis answers. (A settlement that timed out may have been applied: its
+    // releases are idempotent; its debit then counts twice, which errs on the strict side.)
+    for (const p of failed) queue.restore(p);
+    if (failed.length > 0) {
+      if (failures === 0) {
+        options.log?.warn("rate-limit settlement failed in redis; retrying", {
+          keys: failed.length,
+        });
+      }
+      schedule(RETRY_MS[Math.min(failures++, RETRY_MS.length - 1)]);
+    } else {
+      failures = 0;
+    }
+  };
+
+  const renew = async () => {
+    if (live.size === 0) return;
+    const byTag = new Map<string, string[]>();
+    for (const [id, tag] of live) {
+      const ids = byTag.get(tag);
+      if (ids) ids.push(id);
+      else byTag.set(tag, [id]);
+    }
+    const pipeline = client.pipeline() as unknown as ScriptClient & { exec(): Promise<unknown> };
+    for (const [tag, ids] of byTag) {
+      pipeline.mgRenew(`${tag}:slots`, clockArg(), String(leaseTtl), ...ids);
+    }
+    // A failed renewal is retried by the next one; a lease outlives two missed renewals.
+    await pipeline.exec().catch(() => {});
+  };
+  const renewTimer = setInterval(() => renew().catch(() => {}), options.renewMs ?? leaseTtl / 3);
+
   return {
     client,
+    settle,
+    renew,
+    get pendingReleases() {
+      return queue.releases;
+    },
     ready(timeoutMs: number) {
       if (client.status === "ready") return Promise.resolve();
       return new Promise<void>((resolve) => {
@@ -141,58 +203,69 @@ export function createRedisLimiter(
       });
     },
     async admit(keyId: string, limits: RateLimits): Promise<Decision> {
-      if (unlimited(limits)) {
-        return {
-          ok: true,
-          state: NO_LIMITS,
-          lease: { release: () => Promise.resolve() },
-        };
-      }
+      if (unlimited(limits)) return { ok: true, state: NO_LIMITS, lease: NOOP_LEASE };
       const tag = `mg:rl:{${keyId}}`;
-      const leaseId = crypto.randomUUID();
-      const [ok, reason, retryMs, backlog, tokens] = await client.mgAdmit(
-        `${tag}:req`,
-        `${tag}:tok`,
-        `${tag}:slots`,
-        num(limits.rpm),
-        String(requestCapacity(limits)),
-        num(limits.tpm),
-        num(limits.maxConcurrency),
-        leaseId,
-        String(leaseTtl),
-        clockArg(),
-      );
+      const leaseId = limits.maxConcurrency === null ? "" : crypto.randomUUID();
+      const carried = queue.take(tag);
+      let reply: Reply;
+      try {
+        reply = await client.mgAdmit(
+          `${tag}:req`,
+          `${tag}:tok`,
+          `${tag}:slots`,
+          clockArg(),
+          num(limits.rpm),
+          String(requestCapacity(limits)),
+          num(limits.tpm),
+          num(limits.maxConcurrency),
+          leaseId,
+          String(leaseTtl),
+          String(carried?.debit ?? 0),
+          ...(carried?.releases ?? []),
+        );
+      } catch (err) {
+        if (carried) {
+          queue.restore(carried);
+          schedule(settleDelay);
+        }
+        throw err;
+      }
+      const [ok, reason, retryMs, backlog, tokens] = reply;
       const state = describe(limits, Number(backlog), Number(tokens));
       if (ok !== 1) {
         return { ok: false, state, reason: reason as RefusalReason, retryAfterMs: Number(retryMs) };
       }
-      // With only rpm set there is nothing to give back: skip the second round trip.
+      // With only rpm set there is nothing to give back.
       if (limits.tpm === null && limits.maxConcurrency === null) {
-        return { ok: true, state, lease: { release: () => Promise.resolve() } };
+        return { ok: true, state, lease: NOOP_LEASE };
       }
+      if (leaseId) live.set(leaseId, tag);
+      const tpm = limits.tpm ?? -1;
       let released = false;
-      return {
-        ok: true,
-        state,
-        lease: {
-          async release(used: number) {
-            if (released) return;
-            released = true;
-            await client.mgRelease(
-              `${tag}:tok`,
-              `${tag}:slots`,
-              num(limits.tpm),
-              String(Math.max(0, used)),
-              leaseId,
-              clockArg(),
-            );
-          },
+      const lease: Lease = {
+        release(used: number) {
+          if (released) return Promise.resolve();
+          released = true;
+          const debit = tpm > 0 ? Math.max(0, Math.ceil(used) || 0) : 0;
+          if (leaseId) live.delete(leaseId);
+          if (debit === 0 && !leaseId) return Promise.resolve();
+          queue.add(tag, tpm, debit, leaseId || null);
+          // A freed slot is sent soon; a debit alone can wait for the key's next admission.
+          schedule(leaseId ? settleDelay : settleDelay * 10);
+          return Promise.resolve();
         },
       };
+      return { ok: true, state, lease };
     },
     async close() {
+      closed = true;
+      clearInterval(renewTimer);
+      if (settleTimer !== null) clearTimeout(settleTimer);
+      settleTimer = null;
+      // What is still pending is sent once more (the command timeout bounds the wait).
+      await settling;
+      if (client.status === "ready") await settle();
       client.disconnect();
-      await Promise.resolve();
     },
   };
 }

@@ -118,6 +118,22 @@ export function testRateLimiter(name: string, make: MakeLimiter): void {
     },
   );
 
+  withLimiter(
+    "what a finished request gives back counts for the next admission, even a refused one",
+    async (limiter) => {
+      const l = limits({ tpm: 100, maxConcurrency: 1 });
+      const a = await limiter.admit("k", l);
+      assert(a.ok);
+      const busy = await limiter.admit("k", l);
+      assert(!busy.ok && busy.reason === "concurrency");
+      await a.lease.release(100);
+      const spent = await limiter.admit("k", l);
+      assert(!spent.ok, "the slot is free again but the tokens are spent");
+      assertEquals(spent.reason, "tpm");
+      assertEquals(spent.state.remainingTokens, 0);
+    },
+  );
+
   withLimiter("unlimited keys are always admitted without state", async (limiter) => {
     const decision = await limiter.admit("k", limits({}));
     assert(decision.ok);

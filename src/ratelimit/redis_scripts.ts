@@ -1,0 +1,96 @@
+/**
+ * The Lua scripts of the Redis limiter: each check is one atomic script. ARGV[1] is the time in
+ * ms, or "" to use Redis' own clock (TIME), so instances with skewed clocks share one limit.
+ * Token buckets are hashes `{tokens, at}` refilled on read; concurrency slots are sorted sets of
+ * lease ids scored by their expiry.
+ */
+
+const PRELUDE = `
+local now
+if ARGV[1] ~= "" then
+  now = tonumber(ARGV[1])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function bucket(key, tpm)
+  local h = redis.call('HMGET', key, 'tokens', 'at')
+  if not h[1] then return tpm end
+  return math.min(tpm, tonumber(h[1]) + math.max(0, now - tonumber(h[2])) * tpm / 60000)
+end
+local function save(key, tpm, tokens)
+  redis.call('HSET', key, 'tokens', tostring(tokens), 'at', tostring(now))
+  redis.call('PEXPIRE', key, math.max(120000, math.ceil((tpm - tokens) / (tpm / 60000)) + 1000))
+end
+`;
+
+/**
+ * Admits one request. KEYS: requests (GCRA tat), tokens (bucket), slots (zset).
+ * ARGV: now, rpm, capacity, tpm, max concurrency (-1: none), lease id, lease ttl ms, then what
+ * earlier requests of this key left to settle: tokens to debit and lease ids to release.
+ * A refused request changes nothing but that settlement.
+ */
+export const ADMIT = PRELUDE + `
+local rpm, cap, tpm, maxc = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local lease, ttl, debit = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
+for i = 9, #ARGV do redis.call('ZREM', KEYS[3], ARGV[i]) end
+local tokens = 0
+if tpm > 0 then
+  tokens = bucket(KEYS[2], tpm)
+  if debit > 0 then
+    tokens = tokens - debit
+    save(KEYS[2], tpm, tokens)
+  end
+end
+local inflight = 0
+if maxc >= 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+  inflight = redis.call('ZCARD', KEYS[3])
+end
+local tat, interval = now, 0
+if rpm > 0 then
+  interval = 60000 / rpm
+  local stored = redis.call('GET', KEYS[1])
+  if stored then tat = math.max(tonumber(stored), now) end
+end
+if maxc >= 0 and inflight >= maxc then
+  return {0, 'concurrency', 1000, tostring(tat - now), tostring(tokens)}
+end
+if rpm > 0 and tat - now > (cap - 1) * interval then
+  return {0, 'rpm', math.ceil(tat - now - (cap - 1) * interval), tostring(tat - now), tostring(tokens)}
+end
+if tpm > 0 and tokens < 1 then
+  return {0, 'tpm', math.ceil((1 - tokens) / (tpm / 60000)), tostring(tat - now), tostring(tokens)}
+end
+if rpm > 0 then
+  tat = tat + interval
+  redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil(tat - now) + 1000)
+end
+if maxc >= 0 then
+  redis.call('ZADD', KEYS[3], now + ttl, lease)
+  redis.call('PEXPIRE', KEYS[3], ttl)
+end
+return {1, '', 0, tostring(tat - now), tostring(tokens)}
+`;
+
+/**
+ * Settles what finished requests of a key left when no admission of that key carried it.
+ * KEYS: tokens, slots. ARGV: now, tpm (-1: none), tokens to debit, lease ids to release.
+ */
+export const SETTLE = PRELUDE + `
+local tpm, debit = tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = 4, #ARGV do redis.call('ZREM', KEYS[2], ARGV[i]) end
+if tpm > 0 and debit > 0 then save(KEYS[1], tpm, bucket(KEYS[1], tpm) - debit) end
+return 1
+`;
+
+/**
+ * Renews the leases of requests still running (and puts them back after Redis lost them).
+ * KEYS: slots. ARGV: now, lease ttl ms, lease ids.
+ */
+export const RENEW = PRELUDE + `
+local ttl = tonumber(ARGV[2])
+for i = 3, #ARGV do redis.call('ZADD', KEYS[1], now + ttl, ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], ttl)
+return 1
+`;
