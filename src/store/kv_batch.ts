@@ -59,6 +59,16 @@ function utf8Bytes(text: string): number {
   return size;
 }
 
+/** An identity for a key (bigint parts apart from numbers). */
+function keyId(key: Deno.KvKey): string {
+  for (const part of key) if (typeof part === "bigint") return JSON.stringify(key, bigints);
+  return JSON.stringify(key);
+}
+
+function bigints(_: string, value: unknown): unknown {
+  return typeof value === "bigint" ? `${value}n` : value;
+}
+
 /**
  * An upper bound of a value's size as KV stores it (V8 serialisation): strings at two bytes per
  * unit, numbers as doubles, a few bytes of framing per value.
@@ -81,15 +91,29 @@ export function valueBytes(value: unknown): number {
 /** Why an item alone does not fit in an atomic operation, or null when it does. */
 export function tooLarge(item: KvWrite): string | null {
   for (const { key, value } of item.sets) {
-    if (keyBytes(key) > KV_LIMITS.keyBytes) return "a key is longer than KV allows";
+    if (!keyFits(key)) return "a key is longer than KV allows";
     if (valueBytes(value) > KV_LIMITS.valueBytes) return "a value is larger than KV allows";
   }
-  for (const [key] of item.sums) {
-    if (keyBytes(key) > KV_LIMITS.keyBytes) return "a key is longer than KV allows";
-  }
+  for (const [key] of item.sums) if (!keyFits(key)) return "a key is longer than KV allows";
   // With keys and values in bounds, only an item of many mutations can exceed the totals.
   if (item.sets.length + item.sums.length <= SMALL_ITEM) return null;
-  return new Chunk<KvWrite>().add(item) ? null : "it needs more than one atomic operation";
+  const m = measure(item);
+  let keys = MARKER_BYTES + m.setKeyBytes;
+  let total = 3 * MARKER_BYTES + m.setTotalBytes;
+  for (let i = 0; i < item.sums.length; i++) {
+    keys += sumKeyBytes(item, m, i);
+    total += 2 * sumKeyBytes(item, m, i) + 8;
+  }
+  const fits = 1 + item.sets.length + item.sums.length <= KV_LIMITS.mutations &&
+    keys <= KV_LIMITS.totalKeyBytes && total <= KV_LIMITS.totalMutationBytes;
+  return fits ? null : "it needs more than one atomic operation";
+}
+
+/** Whether a key is within KV's key size; exact only when a cheap bound does not settle it. */
+function keyFits(key: Deno.KvKey): boolean {
+  let bound = 0;
+  for (const part of key) bound += typeof part === "string" ? 2 + 3 * part.length : 64;
+  return bound <= KV_LIMITS.keyBytes || keyBytes(key) <= KV_LIMITS.keyBytes;
 }
 
 /** Mutations an item may have and still always fit alone: 11 × (2 × 2,048 + 65,536) < 800 KiB. */
@@ -97,10 +121,10 @@ const SMALL_ITEM = 11;
 
 /** An item's sizes, measured once however often it is planned. */
 interface Measure {
-  sets: number;
   setKeyBytes: number;
   setTotalBytes: number;
   sumIds: string[];
+  /** Filled in when first needed (-1 until then): most sums merge into one already counted. */
   sumKeyBytes: number[];
 }
 
@@ -109,18 +133,23 @@ const measures = new WeakMap<KvWrite, Measure>();
 function measure(item: KvWrite): Measure {
   let known = measures.get(item);
   if (known) return known;
-  known = { sets: item.sets.length, setKeyBytes: 0, setTotalBytes: 0, sumIds: [], sumKeyBytes: [] };
+  known = { setKeyBytes: 0, setTotalBytes: 0, sumIds: [], sumKeyBytes: [] };
   for (const { key, value } of item.sets) {
     const size = keyBytes(key);
     known.setKeyBytes += size;
     known.setTotalBytes += 2 * size + valueBytes(value);
   }
   for (const [key] of item.sums) {
-    known.sumIds.push(JSON.stringify(key));
-    known.sumKeyBytes.push(keyBytes(key));
+    known.sumIds.push(keyId(key));
+    known.sumKeyBytes.push(-1);
   }
   measures.set(item, known);
   return known;
+}
+
+function sumKeyBytes(item: KvWrite, m: Measure, i: number): number {
+  if (m.sumKeyBytes[i] < 0) m.sumKeyBytes[i] = keyBytes(item.sums[i][0]);
+  return m.sumKeyBytes[i];
 }
 
 /** Items packed into one atomic operation. */
@@ -135,14 +164,15 @@ class Chunk<T extends KvWrite> {
   /** Adds `item` if it fits beside what the chunk holds (an empty chunk takes any item). */
   add(item: T): boolean {
     const m = measure(item);
-    let mutations = this.#mutations + m.sets;
+    let mutations = this.#mutations + item.sets.length;
     let keys = this.#keyBytes + m.setKeyBytes;
     let total = this.#totalBytes + m.setTotalBytes;
     for (let i = 0; i < m.sumIds.length; i++) {
       if (this.#sums.has(m.sumIds[i])) continue;
+      const size = sumKeyBytes(item, m, i);
       mutations++;
-      keys += m.sumKeyBytes[i];
-      total += 2 * m.sumKeyBytes[i] + 8;
+      keys += size;
+      total += 2 * size + 8;
     }
     const fits = mutations <= KV_LIMITS.mutations && keys <= KV_LIMITS.totalKeyBytes &&
       total <= KV_LIMITS.totalMutationBytes;
@@ -264,7 +294,7 @@ export async function commitWrites<T extends KvWrite>(
       if (poisoned !== null) {
         failures = 0;
         const hit = (item: T) =>
-          poisoned === "all" || item.sums.some(([key]) => poisoned.has(JSON.stringify(key)));
+          poisoned === "all" || item.sums.some(([key]) => poisoned.has(keyId(key)));
         for (const item of batch) if (hit(item)) hooks.rejected(item, error);
         hooks.committed(batch.filter((item) => !hit(item)));
         continue;
@@ -334,7 +364,7 @@ async function salvage(
       const entries = await kv.getMany(sums.slice(i, i + 10).map((m) => m.key));
       for (const entry of entries) {
         if (entry.value !== null && !(entry.value instanceof Deno.KvU64)) {
-          poisoned.add(JSON.stringify(entry.key));
+          poisoned.add(keyId(entry.key));
         }
       }
     }
@@ -342,7 +372,7 @@ async function salvage(
     return null;
   }
   if (poisoned.size === 0) return null;
-  const bad = (m: Deno.KvMutation) => poisoned.has(JSON.stringify(m.key));
+  const bad = (m: Deno.KvMutation) => poisoned.has(keyId(m.key));
   const first = mutations.findIndex(bad);
   const rest = (prefixApplied ? mutations.slice(first + 1) : mutations).filter((m) => !bad(m));
   try {
