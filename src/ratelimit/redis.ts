@@ -14,7 +14,10 @@ import { Redis } from "ioredis";
 import type { Logger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
 import { ADMIT, RENEW, SETTLE } from "./redis_scripts.ts";
-import { type Pending, SettleQueue } from "./settle_queue.ts";
+import { AdmissionGroups } from "./admission_groups.ts";
+import { CommandBatcher } from "./batcher.ts";
+import { SettleQueue } from "./settle_queue.ts";
+import { Settler } from "./settler.ts";
 import type {
   Decision,
   Lease,
@@ -44,25 +47,18 @@ export interface RedisLimiterOptions {
   clock?: () => number;
 }
 
-type Reply = [number, string, number, string, string];
-
-type ScriptClient = Redis & {
-  mgAdmit(k1: string, k2: string, k3: string, ...args: string[]): Promise<Reply>;
-  mgSettle(k1: string, k2: string, ...args: string[]): Promise<number>;
-  mgRenew(k1: string, ...args: string[]): Promise<number>;
-};
-
-/** The Redis client with ModelGate's scripts, failing fast while Redis is away. */
-export function createRedisClient(url: string, timeoutMs: number): ScriptClient {
+/**
+ * The Redis client with ModelGate's scripts, failing fast while Redis is away. Timeouts are the
+ * batcher's (one timer per pipeline, not one per command).
+ */
+export function createRedisClient(url: string): Redis {
   const client = new Redis(url, {
     lazyConnect: false,
     enableOfflineQueue: false,
-    enableAutoPipelining: true,
     maxRetriesPerRequest: 0,
-    commandTimeout: timeoutMs,
     connectTimeout: 1000,
     retryStrategy: (times: number) => Math.min(100 * times, 1000),
-  }) as ScriptClient;
+  });
   client.on("error", () => {}); // Reported by the callers that fail; reconnects by itself.
   client.defineCommand("mgAdmit", { numberOfKeys: 3, lua: ADMIT });
   client.defineCommand("mgSettle", { numberOfKeys: 2, lua: SETTLE });
@@ -83,13 +79,13 @@ export interface RedisLimiter extends RateLimiter {
 }
 
 const NOOP_LEASE: Lease = { release: () => Promise.resolve() };
-const RETRY_MS = [100, 250, 500, 1000, 2000];
 
 /** Creates the Redis-backed limiter. */
 export function createRedisLimiter(options: RedisLimiterOptions): RedisLimiter {
-  const client = createRedisClient(options.url, options.timeoutMs ?? 100);
+  const client = createRedisClient(options.url);
   const leaseTtl = options.leaseTtlMs ?? 30_000;
   const settleDelay = options.settleDelayMs ?? 10;
+  const clockArg = () => (options.clock ? String(options.clock()) : "");
   const metrics = options.metrics ?? new Metrics();
   metrics.describe(
     "modelgate_ratelimit_releases_dropped_total",
@@ -98,73 +94,39 @@ export function createRedisLimiter(options: RedisLimiterOptions): RedisLimiter {
   const queue = new SettleQueue(options.maxPendingReleases ?? 10_000, (dropped) => {
     metrics.inc("modelgate_ratelimit_releases_dropped_total", {}, dropped);
   });
+  const groups = new AdmissionGroups();
+  const batcher: CommandBatcher = new CommandBatcher(client, {
+    timeoutMs: options.timeoutMs ?? 100,
+    prepare: () =>
+      groups.send({
+        call: (args) => batcher.call("mgAdmit", args),
+        take: (tag) => queue.take(tag),
+        restore: (pending) => {
+          queue.restore(pending);
+          settler.within(settleDelay);
+        },
+        clock: clockArg,
+        leaseTtlMs: leaseTtl,
+      }),
+  });
+  const settler = new Settler({
+    queue,
+    log: options.log,
+    send: (p) =>
+      batcher.call("mgSettle", [
+        `${p.tag}:tok`,
+        `${p.tag}:slots`,
+        clockArg(),
+        String(p.tpm),
+        String(p.debit),
+        ...p.releases,
+      ]),
+  });
   /** Leases of requests still running: lease id -> key tag. */
   const live = new Map<string, string>();
-  const clockArg = () => (options.clock ? String(options.clock()) : "");
-  const num = (value: number | null) => String(value ?? -1);
-
-  let settleTimer: ReturnType<typeof setTimeout> | null = null;
-  let settleAt = Infinity;
-  let failures = 0;
-  let settling: Promise<void> | null = null;
-  let closed = false;
-  const schedule = (delayMs: number) => {
-    if (closed) return;
-    const at = Date.now() + delayMs;
-    if (settleTimer !== null && settleAt <= at) return;
-    if (settleTimer !== null) clearTimeout(settleTimer);
-    settleAt = at;
-    settleTimer = setTimeout(() => {
-      settleTimer = null;
-      settleAt = Infinity;
-      settle().catch(() => {});
-    }, delayMs);
-  };
-  const settle = (): Promise<void> => {
-    settling ??= sendSettlements().finally(() => {
-      settling = null;
-    });
-    return settling;
-  };
-  const sendSettlements = async () => {
-    const pending = queue.drain();
-    if (pending.length === 0) return;
-    const failed: Pending[] = [];
-    try {
-      const pipeline = client.pipeline() as unknown as ScriptClient & {
-        exec(): Promise<[Error | null, unknown][] | null>;
-      };
-      for (const p of pending) {
-        pipeline.mgSettle(
-          `${p.tag}:tok`,
-          `${p.tag}:slots`,
-          clockArg(),
-          String(p.tpm),
-          String(p.debit),
-          ...p.releases,
-        );
-      }
-      const results = await pipeline.exec();
-      pending.forEach((p, i) => {
-        if (!results || results[i][0]) failed.push(p);
-      });
-    } catch {
-      failed.push(...pending);
-    }
-    // Sent again until Redis answers. (A settlement that timed out may have been applied: its
-    // releases are idempotent; its debit then counts twice, which errs on the strict side.)
-    for (const p of failed) queue.restore(p);
-    if (failed.length > 0) {
-      if (failures === 0) {
-        options.log?.warn("rate-limit settlement failed in redis; retrying", {
-          keys: failed.length,
-        });
-      }
-      schedule(RETRY_MS[Math.min(failures++, RETRY_MS.length - 1)]);
-    } else {
-      failures = 0;
-    }
-  };
+  /** Lease ids: unique per limiter (random prefix) and cheap to make. */
+  const leasePrefix = crypto.randomUUID().slice(0, 13);
+  let leaseCount = 0;
 
   const renew = async () => {
     if (live.size === 0) return;
@@ -174,18 +136,18 @@ export function createRedisLimiter(options: RedisLimiterOptions): RedisLimiter {
       if (ids) ids.push(id);
       else byTag.set(tag, [id]);
     }
-    const pipeline = client.pipeline() as unknown as ScriptClient & { exec(): Promise<unknown> };
-    for (const [tag, ids] of byTag) {
-      pipeline.mgRenew(`${tag}:slots`, clockArg(), String(leaseTtl), ...ids);
-    }
     // A failed renewal is retried by the next one; a lease outlives two missed renewals.
-    await pipeline.exec().catch(() => {});
+    await Promise.allSettled(
+      [...byTag].map(([tag, ids]) =>
+        batcher.call("mgRenew", [`${tag}:slots`, clockArg(), String(leaseTtl), ...ids])
+      ),
+    );
   };
   const renewTimer = setInterval(() => renew().catch(() => {}), options.renewMs ?? leaseTtl / 3);
 
   return {
     client,
-    settle,
+    settle: () => settler.flush(),
     renew,
     get pendingReleases() {
       return queue.releases;
@@ -205,35 +167,18 @@ export function createRedisLimiter(options: RedisLimiterOptions): RedisLimiter {
     async admit(keyId: string, limits: RateLimits): Promise<Decision> {
       if (unlimited(limits)) return { ok: true, state: NO_LIMITS, lease: NOOP_LEASE };
       const tag = `mg:rl:{${keyId}}`;
-      const leaseId = limits.maxConcurrency === null ? "" : crypto.randomUUID();
-      const carried = queue.take(tag);
-      let reply: Reply;
-      try {
-        reply = await client.mgAdmit(
-          `${tag}:req`,
-          `${tag}:tok`,
-          `${tag}:slots`,
-          clockArg(),
-          num(limits.rpm),
-          String(requestCapacity(limits)),
-          num(limits.tpm),
-          num(limits.maxConcurrency),
-          leaseId,
-          String(leaseTtl),
-          String(carried?.debit ?? 0),
-          ...(carried?.releases ?? []),
-        );
-      } catch (err) {
-        if (carried) {
-          queue.restore(carried);
-          schedule(settleDelay);
-        }
-        throw err;
-      }
-      const [ok, reason, retryMs, backlog, tokens] = reply;
-      const state = describe(limits, Number(backlog), Number(tokens));
-      if (ok !== 1) {
-        return { ok: false, state, reason: reason as RefusalReason, retryAfterMs: Number(retryMs) };
+      const leaseId = limits.maxConcurrency === null ? "" : `${leasePrefix}${++leaseCount}`;
+      const answer = groups.add(tag, limits, leaseId);
+      batcher.schedule();
+      const admitted = await answer;
+      const state = describe(limits, admitted.backlogMs, admitted.tokens);
+      if (!admitted.ok) {
+        return {
+          ok: false,
+          state,
+          reason: admitted.reason as RefusalReason,
+          retryAfterMs: admitted.retryMs,
+        };
       }
       // With only rpm set there is nothing to give back.
       if (limits.tpm === null && limits.maxConcurrency === null) {
@@ -251,20 +196,16 @@ export function createRedisLimiter(options: RedisLimiterOptions): RedisLimiter {
           if (debit === 0 && !leaseId) return Promise.resolve();
           queue.add(tag, tpm, debit, leaseId || null);
           // A freed slot is sent soon; a debit alone can wait for the key's next admission.
-          schedule(leaseId ? settleDelay : settleDelay * 10);
+          settler.within(leaseId ? settleDelay : settleDelay * 10);
           return Promise.resolve();
         },
       };
       return { ok: true, state, lease };
     },
     async close() {
-      closed = true;
       clearInterval(renewTimer);
-      if (settleTimer !== null) clearTimeout(settleTimer);
-      settleTimer = null;
-      // What is still pending is sent once more (the command timeout bounds the wait).
-      await settling;
-      if (client.status === "ready") await settle();
+      // What is still pending is sent once more (the batch timeout bounds the wait).
+      await settler.close();
       client.disconnect();
     },
   };

@@ -25,15 +25,18 @@ end
 `;
 
 /**
- * Admits one request. KEYS: requests (GCRA tat), tokens (bucket), slots (zset).
- * ARGV: now, rpm, capacity, tpm, max concurrency (-1: none), lease id, lease ttl ms, then what
- * earlier requests of this key left to settle: tokens to debit and lease ids to release.
- * A refused request changes nothing but that settlement.
+ * Admits the requests of one key that arrived together, in order, as if each were checked alone.
+ * KEYS: requests (GCRA tat), tokens (bucket), slots (zset).
+ * ARGV: now, rpm, capacity, tpm, max concurrency (-1: none), lease ttl ms, tokens to debit,
+ * count of requests n, count of leases to release r, then n lease ids, then r lease ids (what
+ * earlier requests of this key left to settle). Returns five values per request: admitted (1/0),
+ * refusal reason, retry after ms, request backlog ms, tokens left. A refused request changes
+ * nothing but that settlement.
  */
 export const ADMIT = PRELUDE + `
 local rpm, cap, tpm, maxc = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local lease, ttl, debit = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
-for i = 9, #ARGV do redis.call('ZREM', KEYS[3], ARGV[i]) end
+local ttl, debit, n, r = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+for i = 10 + n, 9 + n + r do redis.call('ZREM', KEYS[3], ARGV[i]) end
 local tokens = 0
 if tpm > 0 then
   tokens = bucket(KEYS[2], tpm)
@@ -53,24 +56,36 @@ if rpm > 0 then
   local stored = redis.call('GET', KEYS[1])
   if stored then tat = math.max(tonumber(stored), now) end
 end
-if maxc >= 0 and inflight >= maxc then
-  return {0, 'concurrency', 1000, tostring(tat - now), tostring(tokens)}
+local out, taken, leased = {}, false, false
+for i = 1, n do
+  local reason, retry = '', 0
+  if maxc >= 0 and inflight >= maxc then
+    reason, retry = 'concurrency', 1000
+  elseif rpm > 0 and tat - now > (cap - 1) * interval then
+    reason, retry = 'rpm', math.ceil(tat - now - (cap - 1) * interval)
+  elseif tpm > 0 and tokens < 1 then
+    reason, retry = 'tpm', math.ceil((1 - tokens) / (tpm / 60000))
+  else
+    if rpm > 0 then
+      tat = tat + interval
+      taken = true
+    end
+    if maxc >= 0 then
+      redis.call('ZADD', KEYS[3], now + ttl, ARGV[9 + i])
+      inflight = inflight + 1
+      leased = true
+    end
+  end
+  local base = (i - 1) * 5
+  out[base + 1] = reason == '' and 1 or 0
+  out[base + 2] = reason
+  out[base + 3] = retry
+  out[base + 4] = tostring(tat - now)
+  out[base + 5] = tostring(tokens)
 end
-if rpm > 0 and tat - now > (cap - 1) * interval then
-  return {0, 'rpm', math.ceil(tat - now - (cap - 1) * interval), tostring(tat - now), tostring(tokens)}
-end
-if tpm > 0 and tokens < 1 then
-  return {0, 'tpm', math.ceil((1 - tokens) / (tpm / 60000)), tostring(tat - now), tostring(tokens)}
-end
-if rpm > 0 then
-  tat = tat + interval
-  redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil(tat - now) + 1000)
-end
-if maxc >= 0 then
-  redis.call('ZADD', KEYS[3], now + ttl, lease)
-  redis.call('PEXPIRE', KEYS[3], ttl)
-end
-return {1, '', 0, tostring(tat - now), tostring(tokens)}
+if taken then redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil(tat - now) + 1000) end
+if leased then redis.call('PEXPIRE', KEYS[3], ttl) end
+return out
 `;
 
 /**

@@ -134,6 +134,26 @@ export function testRateLimiter(name: string, make: MakeLimiter): void {
     },
   );
 
+  withLimiter(
+    "simultaneous requests are checked one by one: concurrency and tokens hold exactly",
+    async (limiter) => {
+      const slots = limits({ maxConcurrency: 5 });
+      const first = await Promise.all([...Array(50).keys()].map(() => limiter.admit("c", slots)));
+      assertEquals(first.filter((d) => d.ok).length, 5);
+      for (const d of first) if (d.ok) await d.lease.release(0);
+      const again = await Promise.all([...Array(50).keys()].map(() => limiter.admit("c", slots)));
+      assertEquals(again.filter((d) => d.ok).length, 5, "released slots are free again");
+      for (const d of again) if (d.ok) await d.lease.release(0);
+      // Different limits for one key in the same moment (a key edited meanwhile) stay apart.
+      const mixed = await Promise.all([
+        limiter.admit("m", limits({ maxConcurrency: 1 })),
+        limiter.admit("m", limits({ maxConcurrency: 2 })),
+        limiter.admit("m", limits({ maxConcurrency: 1 })),
+      ]);
+      assertEquals(mixed.map((d) => d.ok), [true, true, false]);
+    },
+  );
+
   withLimiter("unlimited keys are always admitted without state", async (limiter) => {
     const decision = await limiter.admit("k", limits({}));
     assert(decision.ok);

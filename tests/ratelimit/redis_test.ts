@@ -186,6 +186,27 @@ Deno.test("redis limiter: a finished request costs no command of its own when it
   }
 });
 
+Deno.test("redis limiter: admissions of one key arriving together are one script call", async () => {
+  redis ??= await startRedis();
+  const limiter = await limiterOn(redis);
+  try {
+    const l = { rpm: 60, burst: 10, tpm: 1000, maxConcurrency: 20 };
+    await limiter.admit("warm-up", l); // loads the script into Redis' cache
+    await limiter.client.config("RESETSTAT");
+    const decisions = await Promise.all(
+      [...Array(100).keys()].map(() => limiter.admit("together", l)),
+    );
+    assertEquals(decisions.filter((d) => d.ok).length, 10);
+    const stats = await limiter.client.info("commandstats");
+    const calls = Number(stats.match(/cmdstat_evalsha:calls=(\d+)/)?.[1] ?? 0) +
+      Number(stats.match(/cmdstat_eval:calls=(\d+)/)?.[1] ?? 0);
+    assertEquals(calls, 1);
+    for (const d of decisions) if (d.ok) await d.lease.release(0);
+  } finally {
+    await limiter.close();
+  }
+});
+
 Deno.test({
   name: "redis limiter: (cleanup) stop the shared redis-server",
   fn: async () => {
