@@ -319,7 +319,7 @@ export async function commitWrites<T extends KvWrite>(
 }
 
 const NOT_U64 = /non-U64/;
-const MARKER_TTL_MS = 10 * 60_000;
+const MARKER_TTL_MS = 60_000;
 const MARKER_BYTES = 64;
 
 function markerKey(): Deno.KvKey {
