@@ -107,3 +107,48 @@ Deno.test("tooLarge() names items no atomic operation can take", () => {
   assertEquals(tooLarge(many), "it needs more than one atomic operation");
   assertEquals(tooLarge({ sets: [{ key: ["a"], value: 1 }], sums: [[["b"], 1n]] }), null);
 });
+
+Deno.test("commitWrites() splits a batch KV refuses until the refused item is alone; the others are written", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const items: KvWrite[] = [];
+    for (let i = 0; i < 500; i++) {
+      items.push({ sets: [{ key: ["item", i], value: i }], sums: [[["count"], 1n]] });
+    }
+    // A value KV cannot store: the whole batch is refused at commit.
+    items[321].sets[0].value = () => "not storable";
+    const rejected: KvWrite[] = [];
+    let committed = 0;
+    const report = await commitWrites(kv, items, {
+      committed: (done) => committed += done.length,
+      rejected: (item) => rejected.push(item),
+    });
+    assertEquals(report, { remaining: [], error: null });
+    assertEquals(rejected, [items[321]]);
+    assertEquals(committed, 499);
+    assertEquals((await kv.get<Deno.KvU64>(["count"])).value?.value, 499n, "nothing counted twice");
+    assertEquals((await kv.get(["item", 320])).value, 320);
+    assertEquals((await kv.get(["item", 321])).versionstamp, null);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("commitWrites() stops after a few failures that are not refusals and keeps every item", async () => {
+  const kv = await Deno.openKv(":memory:");
+  kv.close();
+  const items: KvWrite[] = [...Array(100).keys()].map((i) => ({
+    sets: [{ key: ["item", i], value: i }],
+    sums: [],
+  }));
+  const report = await commitWrites(kv, items, {
+    committed: () => {
+      throw new Error("nothing can be committed");
+    },
+    rejected: () => {
+      throw new Error("nothing is refused: KV is away");
+    },
+  });
+  assertEquals(report.remaining, items, "kept in order for the next attempt");
+  assert(report.error !== null);
+});
