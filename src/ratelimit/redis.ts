@@ -1,7 +1,8 @@
 /**
- * Rate limits shared through Redis: the same algorithm as the in-memory limiter, each admission
- * one Lua script (scripts in redis_scripts.ts), keys hash-tagged per API key for Redis Cluster and
- * expiring on their own. Commands issued together are sent together (ioredis auto-pipelining).
+ * Rate limits shared through Redis: the same algorithm as the in-memory limiter, in Lua scripts
+ * (redis_scripts.ts), keys hash-tagged per API key for Redis Cluster and expiring on their own.
+ * Admissions of one key arriving in one event-loop turn are one script call, and every call of
+ * the turn goes in one pipeline (admission_groups.ts, batcher.ts).
  *
  * A finished request costs no round trip of its own: its tokens to debit and its concurrency
  * lease to release wait in memory and ride on the key's next admission, or on one pipeline sent
