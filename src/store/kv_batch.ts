@@ -84,40 +84,55 @@ export function valueBytes(value: unknown): number {
     for (const item of value) size += valueBytes(item);
     return size;
   }
-  for (const [name, item] of Object.entries(value)) size += 6 + name.length * 2 + valueBytes(item);
+  const record = value as Record<string, unknown>;
+  for (const name in record) {
+    if (!Object.hasOwn(record, name)) continue;
+    const item = record[name];
+    size += 6 + name.length * 2 +
+      (typeof item === "string"
+        ? 6 + item.length * 2
+        : typeof item === "number"
+        ? 9
+        : valueBytes(item));
+  }
   return size;
 }
 
 /** Why an item alone does not fit in an atomic operation, or null when it does. */
 export function tooLarge(item: KvWrite): string | null {
+  let keys = MARKER_BYTES;
+  let total = 3 * MARKER_BYTES;
   for (const { key, value } of item.sets) {
-    if (!keyFits(key)) return "a key is longer than KV allows";
-    if (valueBytes(value) > KV_LIMITS.valueBytes) return "a value is larger than KV allows";
+    const size = keyBound(key);
+    if (size > KV_LIMITS.keyBytes && keyBytes(key) > KV_LIMITS.keyBytes) {
+      return "a key is longer than KV allows";
+    }
+    const bytes = valueBytes(value);
+    if (bytes > KV_LIMITS.valueBytes) return "a value is larger than KV allows";
+    keys += size;
+    total += 2 * size + bytes;
   }
-  for (const [key] of item.sums) if (!keyFits(key)) return "a key is longer than KV allows";
-  // With keys and values in bounds, only an item of many mutations can exceed the totals.
-  if (item.sets.length + item.sums.length <= SMALL_ITEM) return null;
-  const m = measure(item);
-  let keys = MARKER_BYTES + m.setKeyBytes;
-  let total = 3 * MARKER_BYTES + m.setTotalBytes;
-  for (let i = 0; i < item.sums.length; i++) {
-    keys += sumKeyBytes(item, m, i);
-    total += 2 * sumKeyBytes(item, m, i) + 8;
+  for (const [key] of item.sums) {
+    const size = keyBound(key);
+    if (size > KV_LIMITS.keyBytes && keyBytes(key) > KV_LIMITS.keyBytes) {
+      return "a key is longer than KV allows";
+    }
+    keys += size;
+    total += 2 * size + 8;
   }
-  const fits = 1 + item.sets.length + item.sums.length <= KV_LIMITS.mutations &&
-    keys <= KV_LIMITS.totalKeyBytes && total <= KV_LIMITS.totalMutationBytes;
-  return fits ? null : "it needs more than one atomic operation";
+  // Sizes so far are upper bounds (3 bytes a character): exact ones only if the bounds fail.
+  const mutations = 1 + item.sets.length + item.sums.length;
+  if (mutations > KV_LIMITS.mutations) return "it needs more than one atomic operation";
+  if (keys <= KV_LIMITS.totalKeyBytes && total <= KV_LIMITS.totalMutationBytes) return null;
+  return new Chunk<KvWrite>().add(item) ? null : "it needs more than one atomic operation";
 }
 
-/** Whether a key is within KV's key size; exact only when a cheap bound does not settle it. */
-function keyFits(key: Deno.KvKey): boolean {
+/** An upper bound of a key's encoded size, cheaper than {@linkcode keyBytes}. */
+function keyBound(key: Deno.KvKey): number {
   let bound = 0;
   for (const part of key) bound += typeof part === "string" ? 2 + 3 * part.length : 64;
-  return bound <= KV_LIMITS.keyBytes || keyBytes(key) <= KV_LIMITS.keyBytes;
+  return bound;
 }
-
-/** Mutations an item may have and still always fit alone: 11 × (2 × 2,048 + 65,536) < 800 KiB. */
-const SMALL_ITEM = 11;
 
 /** An item's sizes, measured once however often it is planned. */
 interface Measure {
