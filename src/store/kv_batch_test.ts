@@ -1,13 +1,6 @@
 import { assert, assertEquals } from "../../tests/assert.ts";
-import {
-  commitWrites,
-  keyBytes,
-  KV_LIMITS,
-  type KvWrite,
-  planChunks,
-  tooLarge,
-  valueBytes,
-} from "./kv_batch.ts";
+import { keyBytes, KV_LIMITS, type KvWrite, planChunks, tooLarge, valueBytes } from "./kv_batch.ts";
+import { commitWrites } from "./kv_commit.ts";
 
 async function commits(kv: Deno.Kv, key: Deno.KvKey, value: unknown): Promise<boolean> {
   try {
