@@ -169,6 +169,7 @@ export function createAdminApi(deps: AdminApiDeps): Hono<GatewayEnv> {
     // Usage not yet written by this instance would land after the reset: write it first.
     await deps.broker.flush();
     await deps.keys.resetUsage(id, today());
+    deps.broker.forget(id, "reset");
     await audit(c, "key.reset_usage", id);
     return c.json(await deps.keys.view(await deps.keys.require(id), today()));
   });

@@ -46,8 +46,11 @@ export interface Config {
   storage: { kv: string; usageRetentionDays: number };
   redis: { url: string | null; onError: "local" | "open" | "closed" };
   defaults: KeyDefaults;
-  /** Tokens reserved for a request without `max_tokens`. */
-  quota: { defaultMaxTokens: number };
+  /**
+   * Tokens reserved for a request without `max_tokens`; how long an instance's quota lease
+   * outlives its last renewal.
+   */
+  quota: { defaultMaxTokens: number; leaseTtlSeconds: number };
   discovery: { intervalSeconds: number };
   backends: BackendConfig[];
   models: Record<string, ModelPolicy>;
@@ -139,10 +142,7 @@ export function parseConfig(text: string, env: (name: string) => string | undefi
     storage: readStorage(root.section("storage")),
     redis: readRedis(root.section("redis")),
     defaults: readDefaults(root.section("defaults")),
-    quota: {
-      defaultMaxTokens: root.section("quota").only(["default_max_tokens"])
-        .number("default_max_tokens", { min: 1, max: 10_000_000 }) ?? 4096,
-    },
+    quota: readQuota(root.section("quota")),
     discovery: {
       intervalSeconds: root.section("discovery").only(["interval_seconds"])
         .number("interval_seconds", { min: 0, max: 86_400 }) ?? 60,
@@ -223,6 +223,14 @@ function readCorsOrigins(s: Section): string[] {
     }
     return origin;
   });
+}
+
+function readQuota(s: Section): Config["quota"] {
+  s.only(["default_max_tokens", "lease_ttl_seconds"]);
+  return {
+    defaultMaxTokens: s.number("default_max_tokens", { min: 1, max: 10_000_000 }) ?? 4096,
+    leaseTtlSeconds: s.number("lease_ttl_seconds", { min: 3, max: 3600 }) ?? 30,
+  };
 }
 
 function readStorage(s: Section): Config["storage"] {

@@ -56,8 +56,21 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   const now = options.now ?? Date.now;
   const kv = options.kv ?? await openKv(config.storage.kv);
   const keys = new KeyStore({ kv, now });
-  const ledger = new Ledger({ kv, retentionDays: config.storage.usageRetentionDays, log });
-  const broker = new QuotaBroker({ kv, now, log });
+  const metrics = new Metrics();
+  const ledger = new Ledger({
+    kv,
+    retentionDays: config.storage.usageRetentionDays,
+    log,
+    metrics,
+    now,
+  });
+  const broker = new QuotaBroker({
+    kv,
+    now,
+    log,
+    metrics,
+    leaseTtlMs: config.quota.leaseTtlSeconds * 1000,
+  });
   const directory = new KeyDirectory({ store: keys, log, now });
   await directory.start();
   const adminKeyHash = await resolveAdminKeyHash(kv, config.admin.apiKey, log, options.print);
@@ -70,7 +83,6 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   const adapters = config.backends.map((backend) => createAdapter(backend, adapterDeps));
   for (const warning of config.warnings) log.warn(warning);
   const pending = new PendingWork();
-  const metrics = new Metrics();
   const clock = options.routingClock ??
     (options.now ? { ...systemClock, now: options.now } : undefined);
   const router = createRouter({

@@ -1,133 +1,158 @@
 /**
- * Rate limits shared through Redis: the same algorithm as the in-memory limiter, each check one
- * Lua script (EVALSHA, reloaded on NOSCRIPT by ioredis), time from Redis `TIME` so instances with
- * skewed clocks share one limit, keys hash-tagged per API key for Redis Cluster and expiring on
- * their own. Concurrency slots are leases in a sorted set that expire, so a crashed instance
- * cannot hold a key's slots for ever.
+ * Rate limits shared through Redis: the same algorithm as the in-memory limiter, in Lua scripts
+ * (redis_scripts.ts), keys hash-tagged per API key for Redis Cluster and expiring on their own.
+ * Admissions of one key arriving in one event-loop turn are one script call, and every call of
+ * the turn goes in one pipeline (admission_groups.ts, batcher.ts).
+ *
+ * A finished request costs no round trip of its own: its tokens to debit and its concurrency
+ * lease to release wait in memory and ride on the key's next admission, or on one pipeline sent
+ * `settleDelayMs` later. A failed settlement is sent again until Redis answers. Concurrency
+ * leases live `leaseTtlMs` and are renewed while their request runs (one pipeline for all of
+ * them every `renewMs`), so a lease whose release never arrives (crash, lost connection) frees
+ * its slot within seconds.
  */
 import { Redis } from "ioredis";
-import type { Decision, LimitState, RateLimiter, RateLimits, RefusalReason } from "./types.ts";
+import type { Logger } from "../log.ts";
+import { Metrics } from "../metrics.ts";
+import { ADMIT, RENEW, SETTLE } from "./redis_scripts.ts";
+import { AdmissionGroups } from "./admission_groups.ts";
+import { CommandBatcher } from "./batcher.ts";
+import { SettleQueue } from "./settle_queue.ts";
+import { Settler } from "./settler.ts";
+import type {
+  Decision,
+  Lease,
+  LimitState,
+  RateLimiter,
+  RateLimits,
+  RefusalReason,
+} from "./types.ts";
 import { NO_LIMITS, requestCapacity, unlimited } from "./types.ts";
-
-const NOW = `
-local now
-if ARGV[#ARGV] ~= "" then
-  now = tonumber(ARGV[#ARGV])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-`;
-
-/** KEYS: requests (GCRA tat), tokens (hash), slots (zset). ARGV: rpm cap tpm maxc lease ttl now. */
-const ADMIT = NOW + `
-local rpm, cap, tpm, maxc = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local inflight = 0
-if maxc >= 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-  inflight = redis.call('ZCARD', KEYS[3])
-end
-local tat, interval = now, 0
-if rpm > 0 then
-  interval = 60000 / rpm
-  local stored = redis.call('GET', KEYS[1])
-  if stored then tat = math.max(tonumber(stored), now) end
-end
-local tokens = 0
-if tpm > 0 then
-  local h = redis.call('HMGET', KEYS[2], 'tokens', 'at')
-  if h[1] then
-    tokens = math.min(tpm, tonumber(h[1]) + math.max(0, now - tonumber(h[2])) * tpm / 60000)
-  else
-    tokens = tpm
-  end
-end
-if maxc >= 0 and inflight >= maxc then
-  return {0, 'concurrency', 1000, tostring(tat - now), tostring(tokens)}
-end
-if rpm > 0 and tat - now > (cap - 1) * interval then
-  return {0, 'rpm', math.ceil(tat - now - (cap - 1) * interval), tostring(tat - now), tostring(tokens)}
-end
-if tpm > 0 and tokens < 1 then
-  return {0, 'tpm', math.ceil((1 - tokens) / (tpm / 60000)), tostring(tat - now), tostring(tokens)}
-end
-if rpm > 0 then
-  tat = tat + interval
-  redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil(tat - now) + 1000)
-end
-if tpm > 0 then
-  redis.call('HSET', KEYS[2], 'tokens', tostring(tokens), 'at', tostring(now))
-  redis.call('PEXPIRE', KEYS[2], 120000)
-end
-if maxc >= 0 then
-  redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6]), ARGV[5])
-  redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[6]))
-end
-return {1, '', 0, tostring(tat - now), tostring(tokens)}
-`;
-
-/** KEYS: tokens (hash), slots (zset). ARGV: tpm used lease now. */
-const RELEASE = NOW + `
-redis.call('ZREM', KEYS[2], ARGV[3])
-local tpm = tonumber(ARGV[1])
-if tpm > 0 then
-  local h = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-  local tokens = tpm
-  if h[1] then tokens = math.min(tpm, tonumber(h[1]) + math.max(0, now - tonumber(h[2])) * tpm / 60000) end
-  tokens = tokens - tonumber(ARGV[2])
-  redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
-  redis.call('PEXPIRE', KEYS[1], math.max(120000, math.ceil((tpm - tokens) / (tpm / 60000)) + 1000))
-end
-return 1
-`;
 
 /** Options for {@linkcode createRedisLimiter}. */
 export interface RedisLimiterOptions {
   url: string;
   /** Longest wait for one check before it counts as a Redis failure (ms). */
   timeoutMs?: number;
-  /** How long a concurrency slot survives without release (ms); covers crashed instances. */
+  /** How long a concurrency lease survives without renewal (ms, default 30 s). */
   leaseTtlMs?: number;
+  /** How often leases of running requests are renewed (ms, default a third of the TTL). */
+  renewMs?: number;
+  /** Longest wait before a released slot is sent when no admission carries it (ms, default 10). */
+  settleDelayMs?: number;
+  /** Pending lease releases kept while Redis does not answer (default 10,000). */
+  maxPendingReleases?: number;
+  metrics?: Metrics;
+  log?: Logger;
   /** Test-only clock passed into the scripts instead of Redis TIME. */
   clock?: () => number;
 }
 
-type ScriptClient = Redis & {
-  mgAdmit(
-    k1: string,
-    k2: string,
-    k3: string,
-    ...args: string[]
-  ): Promise<[number, string, number, string, string]>;
-  mgRelease(k1: string, k2: string, ...args: string[]): Promise<number>;
-};
-
-/** The Redis client with ModelGate's scripts, failing fast while Redis is away. */
-export function createRedisClient(url: string, timeoutMs: number): ScriptClient {
+/**
+ * The Redis client with ModelGate's scripts, failing fast while Redis is away. Timeouts are the
+ * batcher's (one timer per pipeline, not one per command).
+ */
+export function createRedisClient(url: string): Redis {
   const client = new Redis(url, {
     lazyConnect: false,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
-    commandTimeout: timeoutMs,
     connectTimeout: 1000,
     retryStrategy: (times: number) => Math.min(100 * times, 1000),
-  }) as ScriptClient;
+  });
   client.on("error", () => {}); // Reported by the callers that fail; reconnects by itself.
   client.defineCommand("mgAdmit", { numberOfKeys: 3, lua: ADMIT });
-  client.defineCommand("mgRelease", { numberOfKeys: 2, lua: RELEASE });
+  client.defineCommand("mgSettle", { numberOfKeys: 2, lua: SETTLE });
+  client.defineCommand("mgRenew", { numberOfKeys: 1, lua: RENEW });
   return client;
 }
 
+/** The Redis limiter, with what its owner (and tests) may drive directly. */
+export interface RedisLimiter extends RateLimiter {
+  client: Redis;
+  ready(timeoutMs: number): Promise<void>;
+  /** Sends every pending settlement now. */
+  settle(): Promise<void>;
+  /** Renews the leases of running requests now. */
+  renew(): Promise<void>;
+  /** Lease releases waiting to be sent. */
+  readonly pendingReleases: number;
+}
+
+const NOOP_LEASE: Lease = { release: () => Promise.resolve() };
+
 /** Creates the Redis-backed limiter. */
-export function createRedisLimiter(
-  options: RedisLimiterOptions,
-): RateLimiter & { client: Redis; ready(timeoutMs: number): Promise<void> } {
-  const client = createRedisClient(options.url, options.timeoutMs ?? 100);
-  const leaseTtl = options.leaseTtlMs ?? 15 * 60_000;
+export function createRedisLimiter(options: RedisLimiterOptions): RedisLimiter {
+  const client = createRedisClient(options.url);
+  const leaseTtl = options.leaseTtlMs ?? 30_000;
+  const settleDelay = options.settleDelayMs ?? 10;
   const clockArg = () => (options.clock ? String(options.clock()) : "");
-  const num = (value: number | null) => String(value ?? -1);
+  const metrics = options.metrics ?? new Metrics();
+  metrics.describe(
+    "modelgate_ratelimit_releases_dropped_total",
+    "Concurrency releases dropped while Redis did not answer (their leases expire instead)",
+  );
+  const queue = new SettleQueue(options.maxPendingReleases ?? 10_000, (dropped) => {
+    metrics.inc("modelgate_ratelimit_releases_dropped_total", {}, dropped);
+  });
+  const groups = new AdmissionGroups();
+  const batcher: CommandBatcher = new CommandBatcher(client, {
+    timeoutMs: options.timeoutMs ?? 100,
+    prepare: () =>
+      groups.send({
+        call: (args) => batcher.call("mgAdmit", args),
+        take: (tag) => queue.take(tag),
+        restore: (pending) => {
+          queue.restore(pending);
+          settler.within(settleDelay);
+        },
+        clock: clockArg,
+        leaseTtlMs: leaseTtl,
+      }),
+  });
+  const settler = new Settler({
+    queue,
+    log: options.log,
+    send: (p) =>
+      batcher.call("mgSettle", [
+        `${p.tag}:tok`,
+        `${p.tag}:slots`,
+        clockArg(),
+        String(p.tpm),
+        String(p.debit),
+        ...p.releases,
+      ]),
+  });
+  /** Leases of requests still running: lease id -> key tag. */
+  const live = new Map<string, string>();
+  /** Lease ids: unique per limiter (random prefix) and cheap to make. */
+  const leasePrefix = crypto.randomUUID().slice(0, 13);
+  let leaseCount = 0;
+
+  const renew = async () => {
+    if (live.size === 0) return;
+    const byTag = new Map<string, string[]>();
+    for (const [id, tag] of live) {
+      const ids = byTag.get(tag);
+      if (ids) ids.push(id);
+      else byTag.set(tag, [id]);
+    }
+    // A failed renewal is retried by the next one; a lease outlives two missed renewals.
+    await Promise.allSettled(
+      [...byTag].map(([tag, ids]) =>
+        batcher.call("mgRenew", [`${tag}:slots`, clockArg(), String(leaseTtl), ...ids])
+      ),
+    );
+  };
+  const renewTimer = setInterval(() => renew().catch(() => {}), options.renewMs ?? leaseTtl / 3);
+
   return {
     client,
+    settle: () => settler.flush(),
+    renew,
+    get pendingReleases() {
+      return queue.releases;
+    },
     ready(timeoutMs: number) {
       if (client.status === "ready") return Promise.resolve();
       return new Promise<void>((resolve) => {
@@ -141,58 +166,48 @@ export function createRedisLimiter(
       });
     },
     async admit(keyId: string, limits: RateLimits): Promise<Decision> {
-      if (unlimited(limits)) {
+      if (unlimited(limits)) return { ok: true, state: NO_LIMITS, lease: NOOP_LEASE };
+      const tag = `mg:rl:{${keyId}}`;
+      const leaseId = limits.maxConcurrency === null ? "" : `${leasePrefix}${++leaseCount}`;
+      const answer = groups.add(tag, limits, leaseId);
+      batcher.schedule();
+      const admitted = await answer;
+      const state = describe(limits, admitted.backlogMs, admitted.tokens);
+      if (!admitted.ok) {
         return {
-          ok: true,
-          state: NO_LIMITS,
-          lease: { release: () => Promise.resolve() },
+          ok: false,
+          state,
+          reason: admitted.reason as RefusalReason,
+          retryAfterMs: admitted.retryMs,
         };
       }
-      const tag = `mg:rl:{${keyId}}`;
-      const leaseId = crypto.randomUUID();
-      const [ok, reason, retryMs, backlog, tokens] = await client.mgAdmit(
-        `${tag}:req`,
-        `${tag}:tok`,
-        `${tag}:slots`,
-        num(limits.rpm),
-        String(requestCapacity(limits)),
-        num(limits.tpm),
-        num(limits.maxConcurrency),
-        leaseId,
-        String(leaseTtl),
-        clockArg(),
-      );
-      const state = describe(limits, Number(backlog), Number(tokens));
-      if (ok !== 1) {
-        return { ok: false, state, reason: reason as RefusalReason, retryAfterMs: Number(retryMs) };
-      }
-      // With only rpm set there is nothing to give back: skip the second round trip.
+      // With only rpm set there is nothing to give back.
       if (limits.tpm === null && limits.maxConcurrency === null) {
-        return { ok: true, state, lease: { release: () => Promise.resolve() } };
+        return { ok: true, state, lease: NOOP_LEASE };
       }
+      if (leaseId) live.set(leaseId, tag);
+      const tpm = limits.tpm ?? -1;
       let released = false;
-      return {
-        ok: true,
-        state,
-        lease: {
-          async release(used: number) {
-            if (released) return;
-            released = true;
-            await client.mgRelease(
-              `${tag}:tok`,
-              `${tag}:slots`,
-              num(limits.tpm),
-              String(Math.max(0, used)),
-              leaseId,
-              clockArg(),
-            );
-          },
+      const lease: Lease = {
+        release(used: number) {
+          if (released) return Promise.resolve();
+          released = true;
+          const debit = tpm > 0 ? Math.max(0, Math.ceil(used) || 0) : 0;
+          if (leaseId) live.delete(leaseId);
+          if (debit === 0 && !leaseId) return Promise.resolve();
+          queue.add(tag, tpm, debit, leaseId || null);
+          // A freed slot is sent soon; a debit alone can wait for the key's next admission.
+          settler.within(leaseId ? settleDelay : settleDelay * 10);
+          return Promise.resolve();
         },
       };
+      return { ok: true, state, lease };
     },
     async close() {
+      clearInterval(renewTimer);
+      // What is still pending is sent once more (the batch timeout bounds the wait).
+      await settler.close();
       client.disconnect();
-      await Promise.resolve();
     },
   };
 }

@@ -29,6 +29,8 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     url: options.redisUrl,
     clock: options.redisClock,
     timeoutMs: options.timeoutMs,
+    metrics: options.metrics,
+    log: options.log,
   });
   let failing = false;
   options.metrics.describe(
@@ -44,19 +46,8 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
           failing = false;
           options.log.info("redis is back: rate limits are shared again");
         }
-        if (!decision.ok) return decision;
-        const lease = decision.lease;
-        return {
-          ...decision,
-          lease: {
-            release: (tokens) =>
-              lease.release(tokens).catch((err) => {
-                options.log.warn("rate-limit release failed in redis", {
-                  error: (err as Error).message,
-                });
-              }),
-          },
-        };
+        // Its lease never fails: a release Redis does not take is kept and sent again.
+        return decision;
       } catch (err) {
         options.metrics.inc("modelgate_ratelimit_redis_failures_total", { mode: options.onError });
         if (!failing) {

@@ -3,8 +3,10 @@ import type { KeyDefaults } from "../config.ts";
 import { GatewayError } from "../errors.ts";
 import { readBudget } from "./budget.ts";
 import {
+  type BudgetDimension,
   budgetKey,
   keyByHashKey,
+  keyLeasesPrefix,
   keyRecordKey,
   KEYS,
   KEYS_BY_HASH,
@@ -153,7 +155,7 @@ export class KeyStore {
     return { key, record };
   }
 
-  /** Deletes a key, its pointers and its counters. */
+  /** Deletes a key, its pointers, its lifetime counters and every instance's leases. */
   async delete(id: string): Promise<void> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const entry = await this.kv.get<KeyRecord>(keyRecordKey(id));
@@ -162,29 +164,49 @@ export class KeyStore {
         keyByHashKey(entry.value.hash),
       )
         .sum(KEYS_VERSION, 1n);
-      for await (const counter of this.kv.list({ prefix: quotaPrefix(id) })) op.delete(counter.key);
+      for (const prefix of [quotaPrefix(id), keyLeasesPrefix(id)]) {
+        for await (const counter of this.kv.list({ prefix })) op.delete(counter.key);
+      }
       if (entry.value.previous_hash) op.delete(keyByHashKey(entry.value.previous_hash));
       if ((await op.commit()).ok) return;
     }
     throw conflict();
   }
 
-  /** Zeroes a key's lifetime and today's usage (reservations in flight stay reserved). */
+  /**
+   * Zeroes a key's lifetime and today's usage and deletes every instance's leases of it, in one
+   * atomic operation. Bumping the budgets' versions makes each instance notice at its next lease
+   * change or renewal that its lease is gone.
+   */
   async resetUsage(id: string, day: string): Promise<void> {
     await this.require(id);
-    await this.kv.atomic()
-      .set(budgetKey(id, "tokens", null, "used"), new Deno.KvU64(0n))
-      .set(budgetKey(id, "day_tokens", day, "used"), new Deno.KvU64(0n))
-      .set(budgetKey(id, "day_requests", day, "used"), new Deno.KvU64(0n))
-      .commit();
+    const op = this.kv.atomic();
+    const budgets = new Map<string, [BudgetDimension, string | null]>([
+      ["tokens|", ["tokens", null]],
+      [`day_tokens|${day}`, ["day_tokens", day]],
+      [`day_requests|${day}`, ["day_requests", day]],
+    ]);
+    for (const [dimension, budgetDay] of budgets.values()) {
+      op.set(budgetKey(id, dimension, budgetDay, "used"), new Deno.KvU64(0n));
+    }
+    for await (const lease of this.kv.list({ prefix: keyLeasesPrefix(id) })) {
+      op.delete(lease.key);
+      const [, , dimension, leaseDay] = lease.key as [string, string, BudgetDimension, string];
+      budgets.set(`${dimension}|${leaseDay}`, [dimension, leaseDay || null]);
+    }
+    for (const [dimension, budgetDay] of budgets.values()) {
+      op.sum(budgetKey(id, dimension, budgetDay, "version"), 1n);
+    }
+    await op.commit();
   }
 
-  /** A key's counters now. */
+  /** A key's counters now (`reserved_tokens`: what live leases hold of the lifetime quota). */
   async usage(id: string, day: string): Promise<KeyUsage> {
+    const now = this.now();
     const [tokens, dayTokens, dayRequests] = await Promise.all([
-      readBudget(this.kv, id, "tokens", null),
-      readBudget(this.kv, id, "day_tokens", day),
-      readBudget(this.kv, id, "day_requests", day),
+      readBudget(this.kv, { keyId: id, dimension: "tokens", day: null }, now),
+      readBudget(this.kv, { keyId: id, dimension: "day_tokens", day }, now),
+      readBudget(this.kv, { keyId: id, dimension: "day_requests", day }, now),
     ]);
     return {
       used_tokens: tokens.used,

@@ -14,12 +14,13 @@ export const KEYS_VERSION: Deno.KvKey = ["meta", "keys_version"];
 export const ADMIN_KEY_HASH: Deno.KvKey = ["meta", "admin_key_hash"];
 /** Which budget a counter belongs to. */
 export type BudgetDimension = "tokens" | "day_tokens" | "day_requests";
-/** Parts of a budget: used, and reservations as two growing totals (added minus released). */
-export type BudgetPart = "used" | "reserved_added" | "reserved_released";
 /**
- * One KvU64 budget counter. Every counter only grows, so usage is flushed with `.sum()` and never
- * conflicts; only taking a new reservation block checks versionstamps.
+ * Parts of a budget: `used`, a KvU64 that only grows (usage is flushed with `.sum()` and never
+ * conflicts), and `version`, bumped by every change of the budget's leases, which each such
+ * change checks: lease changes of all instances are serialised through it.
  */
+export type BudgetPart = "used" | "version";
+/** One budget entry (lifetime budgets under ["quota"], daily ones under ["quota_day"]). */
 export const budgetKey = (
   id: string,
   dimension: BudgetDimension,
@@ -31,6 +32,31 @@ export const budgetKey = (
 export const quotaPrefix = (id: string): Deno.KvKey => ["quota", id];
 /** Prefix of all daily counters of a key for one day. */
 export const dailyPrefix = (id: string, day: string): Deno.KvKey => ["quota_day", id, day];
+/**
+ * What one instance holds of a budget: `{ amount, expires }`, renewed while it lives. The
+ * lifetime budget's day is "".
+ */
+export const leaseKey = (
+  id: string,
+  dimension: BudgetDimension,
+  day: string | null,
+  instance: string,
+): Deno.KvKey => ["quota_lease", id, dimension, day ?? "", instance];
+/** Prefix of every instance's lease of one budget. */
+export const leasePrefix = (
+  id: string,
+  dimension: BudgetDimension,
+  day: string | null,
+): Deno.KvKey => ["quota_lease", id, dimension, day ?? ""];
+/** Prefix of every lease of a key. */
+export const keyLeasesPrefix = (id: string): Deno.KvKey => ["quota_lease", id];
+/**
+ * Reservation counters of versions before leases (`reserved_added`, `reserved_released`, the last
+ * part of a budget key): ignored, and deleted once by {@linkcode LEGACY_CLEARED}'s migration.
+ */
+export const LEGACY_BUDGET_PARTS: readonly string[] = ["reserved_added", "reserved_released"];
+/** Set once the legacy reservation counters are deleted. */
+export const LEGACY_CLEARED: Deno.KvKey = ["meta", "quota_legacy_reservations_cleared"];
 /** A raw usage record, ordered by time. */
 export const usageKey = (seq: string): Deno.KvKey => ["usage", seq];
 /** Per-key pointer to a usage record. */

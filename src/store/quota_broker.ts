@@ -1,19 +1,30 @@
 /**
  * Quota reservations without a KV round trip per request.
  *
- * Each instance reserves budget from KV in blocks: one atomic operation checks that
- * `used + reserved + block` fits the key's budget and adds the block to `reserved`. Requests then
- * reserve from the instance's block in memory. Because every block was checked against the budget
- * when it was taken, all instances together can never reserve more than the budget; a key goes
- * over only by what requests used beyond their own reservation. Usage is written back in batches
- * (used grows, the consumed part of the block is released) every `flushMs`; blocks idle for
- * `idleMs` are returned. A block is at most 5% of the budget (at least one request's need), so a
- * key near its limit is served request by request, exactly.
+ * Each instance holds a lease on every budget it serves: `["quota_lease", key, dimension, day,
+ * instance] -> { amount, expires }`. Growing a lease is one atomic operation that checks the
+ * budget's version entry and admits the growth only if `used` plus every live lease fits the
+ * budget; requests then reserve from the lease in memory. So all instances together can never
+ * reserve more than the budget; a key goes over only by what requests used beyond their own
+ * reservation. Usage is written back in batches every `flushMs` (`used` grows; the consumed part
+ * leaves the lease). Beyond what its requests in flight reserved, an instance keeps at most 5% of
+ * a budget, and nothing once the budget is idle for `idleMs`. A lease is renewed every `renewMs`;
+ * one that is not renewed for `leaseTtlMs` (its instance was killed or cut off from KV) stops
+ * counting, and the next lease change deletes it.
  */
+import { LogGate } from "../log_gate.ts";
 import type { Logger } from "../log.ts";
-import { readBudget } from "./budget.ts";
+import { Metrics } from "../metrics.ts";
+import { safeAmount } from "./amount.ts";
+import type { KvWrite } from "./kv_batch.ts";
+import { commitWrites } from "./kv_commit.ts";
 import { type BudgetDimension, budgetKey } from "./kv_keys.ts";
+import { type Block, LeaseKeeper, newBlock, utcDay } from "./lease_keeper.ts";
 import type { KeyRecord } from "./model.ts";
+import { clearLegacyReservations, sweepOldDays } from "./quota_housekeeping.ts";
+import type { BudgetRef } from "./quota_lease.ts";
+
+export { utcDay };
 
 /** Why a reservation was refused. */
 export type QuotaRefusal = "quota" | "daily_tokens" | "daily_requests";
@@ -31,81 +42,96 @@ export type ReserveResult = { ok: true; reservation: Reservation } | {
   reason: QuotaRefusal;
 };
 
-interface Block {
-  id: string;
-  keyId: string;
-  dimension: BudgetDimension;
-  day: string | null;
-  limit: number;
-  /** Reserved in KV by this instance and not yet released. */
-  total: number;
-  inFlight: number;
-  /** Consumed since the last flush. */
-  pending: number;
-  lastUsed: number;
-  lock: Promise<unknown>;
-}
-
 /** Options for {@linkcode QuotaBroker}. */
 export interface QuotaBrokerOptions {
   kv: Deno.Kv;
   now: () => number;
   log: Logger;
+  metrics?: Metrics;
   flushMs?: number;
+  /** A budget unused this long is given back whole (default 1 s). */
   idleMs?: number;
+  /** A lease not renewed this long stops counting (default 30 s). */
+  leaseTtlMs?: number;
+  /** How often live leases are renewed (default a third of the TTL). */
+  renewMs?: number;
+  /** False: no timer, the owner calls `flush()` (tests). */
+  autoFlush?: boolean;
+  /** This instance's name in its leases (default random). */
+  instanceId?: string;
 }
 
-const MAX_ATTEMPTS = 20;
+const DIMENSIONS = ["tokens", "day_tokens", "day_requests"] as const;
 
-/** The UTC day of a time, as the daily counters name it. */
-export function utcDay(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 10);
-}
-
-/** Reserves quota in memory from blocks taken atomically from KV, and writes usage back. */
+/** Reserves quota in memory from leases taken atomically in KV, and writes usage back. */
 export class QuotaBroker {
+  /** This instance's name in its leases. */
+  readonly instanceId: string;
   #kv: Deno.Kv;
   #now: () => number;
   #log: Logger;
-  #idleMs: number;
+  #metrics: Metrics;
+  #keeper: LeaseKeeper;
   #blocks = new Map<string, Block>();
   /** Usage of keys without a budget in a dimension: only `used` grows. */
-  #untracked = new Map<
-    string,
-    { keyId: string; dimension: BudgetDimension; day: string | null; amount: number }
-  >();
-  #timer: ReturnType<typeof setInterval>;
+  #untracked = new Map<string, BudgetRef & { amount: number }>();
+  #timer: ReturnType<typeof setInterval> | null = null;
   #flushing: Promise<void> | null = null;
   #sweptDay = "";
+  #legacyCleared = false;
+  #failureGate: LogGate;
 
   constructor(options: QuotaBrokerOptions) {
     this.#kv = options.kv;
     this.#now = options.now;
     this.#log = options.log;
-    this.#idleMs = options.idleMs ?? 1000;
-    this.#timer = setInterval(() => this.flush().catch(() => {}), options.flushMs ?? 100);
+    this.#metrics = options.metrics ?? new Metrics();
+    const ttlMs = options.leaseTtlMs ?? 30_000;
+    this.instanceId = options.instanceId ?? crypto.randomUUID();
+    this.#keeper = new LeaseKeeper({
+      writer: { kv: this.#kv, instance: this.instanceId, ttlMs },
+      log: this.#log,
+      metrics: this.#metrics,
+      now: this.#now,
+      idleMs: options.idleMs ?? 1000,
+      renewMs: options.renewMs ?? Math.floor(ttlMs / 3),
+    });
+    this.#failureGate = new LogGate(10_000, options.now);
+    this.#metrics.describe(
+      "modelgate_quota_usage_dropped_total",
+      "Usage KV refused to count, by budget dimension",
+    );
+    this.#metrics.gauge(
+      "modelgate_quota_held",
+      "Tokens and requests this instance holds in its quota leases",
+      () => [...this.#blocks.values()].reduce((sum, block) => sum + block.written, 0),
+    );
+    if (options.autoFlush !== false) {
+      this.#timer = setInterval(() => this.flush().catch(() => {}), options.flushMs ?? 100);
+    }
   }
 
   /** Reserves `tokens` (and one request) for a request of `key`. */
   async reserve(key: KeyRecord, tokens: number): Promise<ReserveResult> {
     const now = this.#now();
     const day = utcDay(now);
+    const need = safeAmount(tokens);
     const wanted: [BudgetDimension, string | null, number | null, number, QuotaRefusal][] = [
-      ["tokens", null, key.quota_tokens, tokens, "quota"],
-      ["day_tokens", day, key.daily_tokens, tokens, "daily_tokens"],
+      ["tokens", null, key.quota_tokens, need, "quota"],
+      ["day_tokens", day, key.daily_tokens, need, "daily_tokens"],
       ["day_requests", day, key.daily_requests, 1, "daily_requests"],
     ];
     const reservation: Reservation = { keyId: key.id, day, needs: [] };
-    for (const [dimension, dimensionDay, limit, need, reason] of wanted) {
+    for (const [dimension, dimensionDay, limit, amount, reason] of wanted) {
       if (limit === null) continue;
-      const block = this.#block(key.id, dimension, dimensionDay, limit, now);
-      if (!(await this.#take(block, need))) {
+      const block = this.#block({ keyId: key.id, dimension, day: dimensionDay }, limit, now);
+      if (!(await this.#take(block, amount))) {
         this.#undo(reservation);
         return { ok: false, reason };
       }
       reservation.needs.push({
         block,
-        need,
+        need: amount,
         unit: dimension === "day_requests" ? "requests" : "tokens",
       });
     }
@@ -114,9 +140,10 @@ export class QuotaBroker {
 
   /** Settles a reservation with real usage; written to KV with the next flush. */
   settle(reservation: Reservation, totalTokens: number): void {
+    const tokens = safeAmount(totalTokens);
     const used: Record<BudgetDimension, number> = {
-      tokens: totalTokens,
-      day_tokens: totalTokens,
+      tokens,
+      day_tokens: tokens,
       day_requests: 1,
     };
     const covered = new Set<BudgetDimension>();
@@ -125,8 +152,8 @@ export class QuotaBroker {
       block.pending += used[block.dimension];
       covered.add(block.dimension);
     }
-    for (const dimension of ["tokens", "day_tokens", "day_requests"] as const) {
-      if (covered.has(dimension)) continue;
+    for (const dimension of DIMENSIONS) {
+      if (covered.has(dimension) || used[dimension] === 0) continue;
       const day = dimension === "tokens" ? null : reservation.day;
       const id = `${reservation.keyId}|${dimension}|${day}`;
       const entry = this.#untracked.get(id) ??
@@ -136,51 +163,49 @@ export class QuotaBroker {
     }
   }
 
-  /** Writes pending usage and returns idle blocks, in one atomic operation. */
+  /** Writes pending usage, then renews, shrinks or returns leases as needed. */
   flush(): Promise<void> {
-    this.#flushing ??= this.#flushOnce().finally(() => {
+    this.#flushing ??= this.#tick().finally(() => {
       this.#flushing = null;
     });
     return this.#flushing;
   }
 
-  /** Forgets this instance's blocks of a key (after its usage was reset or it was deleted). */
-  forget(keyId: string): void {
-    for (const [id, block] of this.#blocks) if (block.keyId === keyId) this.#blocks.delete(id);
-  }
-
-  /** Flushes everything and returns every block. */
-  async close(): Promise<void> {
-    clearInterval(this.#timer);
-    await this.flush();
-    for (const block of [...this.#blocks.values()]) {
-      await block.lock;
-      await this.#returnIdle(block, this.#now());
+  /**
+   * Drops this instance's leases of a key from memory after they were deleted in KV: `reset`
+   * (usage reset: requests in flight still write their usage, which counts toward the fresh
+   * quota) or `deleted` (the key is gone: nothing more is written).
+   */
+  forget(keyId: string, reason: "reset" | "deleted" = "deleted"): void {
+    for (const block of this.#blocks.values()) {
+      if (block.keyId !== keyId) continue;
+      this.#keeper.release(block);
+      if (reason === "deleted") {
+        block.deleted = true;
+        block.pending = 0;
+      }
+    }
+    if (reason === "deleted") {
+      for (const [id, entry] of this.#untracked) {
+        if (entry.keyId === keyId) this.#untracked.delete(id);
+      }
     }
   }
 
-  #block(
-    keyId: string,
-    dimension: BudgetDimension,
-    day: string | null,
-    limit: number,
-    now: number,
-  ): Block {
-    const id = `${keyId}|${dimension}|${day}`;
+  /** Writes pending usage and returns every lease. */
+  async close(): Promise<void> {
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+    await this.flush();
+    await Promise.all([...this.#blocks.values()].map((block) => block.lock));
+    await this.#keeper.maintain(this.#blocks, this.#now(), true);
+  }
+
+  #block(ref: BudgetRef, limit: number, now: number): Block {
+    const id = `${ref.keyId}|${ref.dimension}|${ref.day}`;
     let block = this.#blocks.get(id);
     if (!block) {
-      block = {
-        id,
-        keyId,
-        dimension,
-        day,
-        limit,
-        total: 0,
-        inFlight: 0,
-        pending: 0,
-        lastUsed: now,
-        lock: Promise.resolve(),
-      };
+      block = newBlock(ref, limit, now);
       this.#blocks.set(id, block);
     }
     block.limit = limit;
@@ -188,15 +213,11 @@ export class QuotaBroker {
     return block;
   }
 
-  /** Takes `need` from the block, leasing more from KV first when it has too little. */
+  /** Takes `need` from the block, growing the lease first when it holds too little. */
   #take(block: Block, need: number): Promise<boolean> {
     const run = block.lock.then(async () => {
       if (block.total - block.inFlight - block.pending < need) {
-        const leased = await this.#lease(
-          block,
-          need - (block.total - block.inFlight - block.pending),
-        );
-        if (!leased) return false;
+        if (!(await this.#keeper.grow(block, need))) return false;
       }
       block.inFlight += need;
       return true;
@@ -205,143 +226,95 @@ export class QuotaBroker {
     return run;
   }
 
-  async #lease(block: Block, short: number): Promise<boolean> {
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const state = await readBudget(this.#kv, block.keyId, block.dimension, block.day);
-      const available = block.limit - state.used - state.reserved;
-      if (available < short) return false;
-      const size = Math.min(available, Math.max(short, Math.ceil(block.limit / 20)));
-      const op = this.#kv.atomic().check(...state.entries)
-        .sum(budgetKey(block.keyId, block.dimension, block.day, "reserved_added"), BigInt(size));
-      if ((await op.commit()).ok) {
-        block.total += size;
-        return true;
-      }
-    }
-    throw new Error("Quota reservation kept conflicting");
-  }
-
   #undo(reservation: Reservation): void {
     for (const { block, need } of reservation.needs) block.inFlight -= need;
   }
 
-  /**
-   * Gives an idle block's unused tokens back to KV. The block itself stays (a reservation may
-   * already hold it) unless it belongs to a past day, which no new request can use.
-   */
-  async #returnIdle(block: Block, now: number): Promise<void> {
-    if (block.inFlight > 0 || block.pending > 0) return;
-    if (block.total > 0) {
-      await this.#kv.atomic()
-        .sum(
-          budgetKey(block.keyId, block.dimension, block.day, "reserved_released"),
-          BigInt(block.total),
-        )
-        .commit();
-      block.total = 0;
-    }
-    if (block.day !== null && block.day < utcDay(now)) this.#blocks.delete(block.id);
-  }
-
-  /**
-   * Daily counters are KvU64 sums, which cannot carry an expiry; once a day each instance deletes
-   * those of days before yesterday (idempotent when several instances do it).
-   */
-  async #sweepOldDays(today: string): Promise<void> {
-    const yesterday = utcDay(Date.parse(`${today}T00:00:00Z`) - 86_400_000);
-    let op = this.#kv.atomic();
-    let count = 0;
-    for await (const entry of this.#kv.list({ prefix: ["quota_day"] })) {
-      if ((entry.key[2] as string) >= yesterday) continue;
-      op.delete(entry.key);
-      if (++count % 500 === 0) {
-        await op.commit();
-        op = this.#kv.atomic();
-      }
-    }
-    if (count % 500 !== 0) await op.commit();
-  }
-
-  async #flushOnce(): Promise<void> {
+  async #tick(): Promise<void> {
     const now = this.#now();
+    this.#housekeeping(now);
+    await this.#writeUsage();
+    await this.#keeper.maintain(this.#blocks, now, false).catch((err) => {
+      this.#failed("quota lease renewal", err);
+    });
+  }
+
+  /** Once a day, deletes old daily counters; once per start, legacy reservation counters. */
+  #housekeeping(now: number): void {
     const today = utcDay(now);
+    const warn = (what: string) => (err: Error) => {
+      this.#log.warn(`${what} failed`, { error: err.message });
+    };
     if (today !== this.#sweptDay) {
       this.#sweptDay = today;
-      this.#sweepOldDays(today).catch((err) => {
-        this.#log.warn("sweeping old daily counters failed", { error: (err as Error).message });
-      });
+      sweepOldDays(this.#kv, utcDay(now - 86_400_000)).catch(warn("sweeping old daily counters"));
     }
-    const items: FlushItem[] = [];
+    if (!this.#legacyCleared) {
+      this.#legacyCleared = true;
+      clearLegacyReservations(this.#kv).then((count) => {
+        if (count > 0) {
+          this.#log.info("deleted reservation counters of an earlier version", { count });
+        }
+      }).catch(warn("deleting legacy reservation counters"));
+    }
+  }
+
+  /** Adds pending usage to `used`: sums only, so it never conflicts with other instances. */
+  async #writeUsage(): Promise<void> {
+    const items: (KvWrite & { apply: () => void; dimension: BudgetDimension })[] = [];
     for (const block of this.#blocks.values()) {
-      const idle = block.inFlight === 0 && block.pending === 0 &&
-        now - block.lastUsed >= this.#idleMs;
-      if (idle && (block.total > 0 || (block.day !== null && block.day < utcDay(now)))) {
-        // Returned under the block's lock, so no reservation can be taken from it meanwhile.
-        block.lock = block.lock.then(() => this.#returnIdle(block, now)).catch(() => {});
-        continue;
-      }
+      if (block.deleted) block.pending = 0;
       if (block.pending === 0) continue;
       const pending = block.pending;
-      const release = Math.min(pending, block.total);
       items.push({
-        sums: [
-          [budgetKey(block.keyId, block.dimension, block.day, "used"), pending],
-          [budgetKey(block.keyId, block.dimension, block.day, "reserved_released"), release],
-        ],
+        dimension: block.dimension,
+        sets: [],
+        sums: [[budgetKey(block.keyId, block.dimension, block.day, "used"), BigInt(pending)]],
         apply: () => {
           block.pending -= pending;
-          block.total -= release;
+          block.total = Math.max(0, block.total - pending);
         },
       });
     }
     for (const [id, entry] of this.#untracked) {
       const amount = entry.amount;
       items.push({
-        sums: [[budgetKey(entry.keyId, entry.dimension, entry.day, "used"), amount]],
+        dimension: entry.dimension,
+        sets: [],
+        sums: [[budgetKey(entry.keyId, entry.dimension, entry.day, "used"), BigInt(amount)]],
         apply: () => {
           entry.amount -= amount;
           if (entry.amount === 0) this.#untracked.delete(id);
         },
       });
     }
-    try {
-      await commitItems(this.#kv, items);
-    } catch (err) {
-      this.#log.error("quota flush failed; retrying with the next flush", {
-        error: (err as Error).message,
+    if (items.length === 0) return;
+    const report = await commitWrites(this.#kv, items, {
+      committed: (done) => done.forEach((item) => item.apply()),
+      rejected: (item, error) => {
+        item.apply();
+        const amount = Number(item.sums[0][1]);
+        this.#metrics.inc(
+          "modelgate_quota_usage_dropped_total",
+          { dimension: item.dimension },
+          amount,
+        );
+        this.#log.error("KV refused a usage counter; that usage is not counted", {
+          counter: JSON.stringify(item.sums[0][0]),
+          amount,
+          error: error.message,
+        });
+      },
+    });
+    if (report.error) this.#failed("quota usage flush", report.error);
+  }
+
+  #failed(what: string, error: Error): void {
+    this.#failureGate.pass((failures) => {
+      this.#log.error(`${what} failed; retrying with the next flush`, {
+        error: error.message,
+        failures,
       });
-    }
+    });
   }
-}
-
-/** Counter additions and the local bookkeeping to do once they are committed. */
-interface FlushItem {
-  sums: [Deno.KvKey, number][];
-  apply: () => void;
-}
-
-/**
- * Commits items in atomic operations of at most 500 mutations, applying each chunk's bookkeeping
- * right after its commit: a failure part-way leaves only uncommitted items for the next flush,
- * so nothing is counted twice.
- */
-async function commitItems(kv: Deno.Kv, items: FlushItem[]): Promise<void> {
-  let chunk: FlushItem[] = [];
-  let mutations = 0;
-  const commit = async () => {
-    const op = kv.atomic();
-    for (const item of chunk) {
-      for (const [key, amount] of item.sums) if (amount > 0) op.sum(key, BigInt(amount));
-    }
-    await op.commit();
-    for (const item of chunk) item.apply();
-    chunk = [];
-    mutations = 0;
-  };
-  for (const item of items) {
-    if (mutations + item.sums.length > 500) await commit();
-    chunk.push(item);
-    mutations += item.sums.length;
-  }
-  if (chunk.length > 0) await commit();
 }

@@ -118,6 +118,42 @@ export function testRateLimiter(name: string, make: MakeLimiter): void {
     },
   );
 
+  withLimiter(
+    "what a finished request gives back counts for the next admission, even a refused one",
+    async (limiter) => {
+      const l = limits({ tpm: 100, maxConcurrency: 1 });
+      const a = await limiter.admit("k", l);
+      assert(a.ok);
+      const busy = await limiter.admit("k", l);
+      assert(!busy.ok && busy.reason === "concurrency");
+      await a.lease.release(100);
+      const spent = await limiter.admit("k", l);
+      assert(!spent.ok, "the slot is free again but the tokens are spent");
+      assertEquals(spent.reason, "tpm");
+      assertEquals(spent.state.remainingTokens, 0);
+    },
+  );
+
+  withLimiter(
+    "simultaneous requests are checked one by one: concurrency and tokens hold exactly",
+    async (limiter) => {
+      const slots = limits({ maxConcurrency: 5 });
+      const first = await Promise.all([...Array(50).keys()].map(() => limiter.admit("c", slots)));
+      assertEquals(first.filter((d) => d.ok).length, 5);
+      for (const d of first) if (d.ok) await d.lease.release(0);
+      const again = await Promise.all([...Array(50).keys()].map(() => limiter.admit("c", slots)));
+      assertEquals(again.filter((d) => d.ok).length, 5, "released slots are free again");
+      for (const d of again) if (d.ok) await d.lease.release(0);
+      // Different limits for one key in the same moment (a key edited meanwhile) stay apart.
+      const mixed = await Promise.all([
+        limiter.admit("m", limits({ maxConcurrency: 1 })),
+        limiter.admit("m", limits({ maxConcurrency: 2 })),
+        limiter.admit("m", limits({ maxConcurrency: 1 })),
+      ]);
+      assertEquals(mixed.map((d) => d.ok), [true, true, false]);
+    },
+  );
+
   withLimiter("unlimited keys are always admitted without state", async (limiter) => {
     const decision = await limiter.admit("k", limits({}));
     assert(decision.ok);

@@ -1,0 +1,216 @@
+import { assert, assertEquals } from "../../tests/assert.ts";
+import { createLogger, silentLogger } from "../log.ts";
+import { Metrics } from "../metrics.ts";
+import { queryUsage } from "./aggregates.ts";
+import { Ledger } from "./ledger.ts";
+import type { UsageRecord } from "./model.ts";
+
+const HOUR = Date.parse("2026-11-24T10:00:00Z");
+
+function usageRecord(keyId: string, i: number, fields: Partial<UsageRecord> = {}): UsageRecord {
+  return {
+    request_id: `req_${keyId}_${i}`,
+    time: new Date(HOUR + i).toISOString(),
+    key_id: keyId,
+    key_group: "default",
+    model: "gpt-test",
+    requested_model: "gpt-test",
+    backend: "up",
+    endpoint: "chat",
+    stream: false,
+    status: 200,
+    outcome: "completed",
+    prompt_tokens: 10 + i,
+    completion_tokens: 5,
+    total_tokens: 15 + i,
+    latency_ms: 3,
+    ttft_ms: null,
+    client_ip: "127.0.0.1",
+    cost: 0.000015,
+    usage_reported: true,
+    attempts: 1,
+    queued_ms: 0,
+    ...fields,
+  };
+}
+
+/** Sums of prompt tokens per key, from the raw records and from the hourly aggregates. */
+async function totals(kv: Deno.Kv) {
+  const fromRecords = new Map<string, { records: number; prompt: number }>();
+  for await (const entry of kv.list<UsageRecord>({ prefix: ["usage"] })) {
+    const total = fromRecords.get(entry.value.key_id) ?? { records: 0, prompt: 0 };
+    total.records++;
+    total.prompt += entry.value.prompt_tokens;
+    fromRecords.set(entry.value.key_id, total);
+  }
+  const rows = await queryUsage(kv, { from: HOUR, to: HOUR, groupBy: "hour", by: "key" });
+  const fromAggregates = new Map(
+    rows.map((row) => [row.subject, { records: row.requests, prompt: row.prompt_tokens }]),
+  );
+  return { fromRecords, fromAggregates };
+}
+
+Deno.test("Ledger: 1,000 keys' records queued at once all arrive, with every aggregate", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const ledger = new Ledger({ kv, retentionDays: 1, log: silentLogger, autoFlush: false });
+  try {
+    const expected = new Map<string, { records: number; prompt: number }>();
+    for (let k = 0; k < 1000; k++) {
+      const keyId = `key_${String(k).padStart(4, "0")}`;
+      for (let i = 0; i < 3; i++) ledger.record(usageRecord(keyId, i));
+      expected.set(keyId, { records: 3, prompt: 10 + 11 + 12 });
+    }
+    await ledger.flush();
+    assertEquals(ledger.queued, 0);
+    const { fromRecords, fromAggregates } = await totals(kv);
+    assertEquals(fromRecords, expected);
+    assertEquals(fromAggregates, expected);
+    let pointers = 0;
+    for await (const _ of kv.list({ prefix: ["usage_by_key"] })) pointers++;
+    assertEquals(pointers, 3000);
+  } finally {
+    await ledger.close();
+    kv.close();
+  }
+});
+
+Deno.test("Ledger: what KV refuses is given up and counted; every other key's records arrive", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const metrics = new Metrics();
+  const lines: string[] = [];
+  const log = createLogger("debug", (line) => lines.push(line));
+  const ledger = new Ledger({ kv, retentionDays: 1, log, metrics, autoFlush: false });
+  try {
+    // An aggregate counter that is not a KvU64: KV refuses any sum into it (and local KV keeps
+    // the mutations before the refused one: nothing may be counted twice).
+    const poison: Deno.KvKey = ["agg", "hour", "model", "poison", "2026-11-24T10", "requests"];
+    await kv.set(poison, "not a number");
+    const expected = new Map<string, { records: number; prompt: number }>();
+    for (let k = 0; k < 200; k++) {
+      const keyId = `key_${k}`;
+      ledger.record(usageRecord(keyId, 1));
+      expected.set(keyId, { records: 1, prompt: 11 });
+      if (k === 100) ledger.record(usageRecord("key_poisoned", 1, { model: "poison" }));
+    }
+    expected.set("key_poisoned", { records: 1, prompt: 11 });
+    // A value larger than KV takes (64 KiB) is refused before it is ever sent.
+    ledger.record(usageRecord("key_huge", 1, { backend: "b".repeat(40_000) }));
+    await ledger.flush();
+    assertEquals(ledger.queued, 0, "nothing is left to retry for ever");
+    const { fromRecords, fromAggregates } = await totals(kv);
+    assertEquals(fromRecords, expected, "the poisoned record is written without the bad counter");
+    assertEquals(fromAggregates, expected);
+    assertEquals((await kv.get(poison)).value, "not a number");
+    const model = await queryUsage(kv, { from: HOUR, to: HOUR, groupBy: "hour", by: "model" });
+    assertEquals(model.find((row) => row.subject === "gpt-test")?.requests, 200);
+    assertEquals(model.find((row) => row.subject === "poison")?.prompt_tokens, 11);
+    assertEquals(metrics.value("modelgate_ledger_dropped_total", { reason: "rejected" }), 2);
+    const refusals = lines.filter((line) => line.includes("KV refused a usage record"));
+    assertEquals(refusals.length, 2);
+    assert(refusals.some((line) => line.includes("key_poisoned") && line.includes("non-U64")));
+    assert(refusals.some((line) => line.includes("key_huge")));
+  } finally {
+    await ledger.close();
+    kv.close();
+  }
+});
+
+Deno.test("Ledger: counts KV cannot sum are clamped, and the record and other keys are written", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const ledger = new Ledger({ kv, retentionDays: 1, log: silentLogger, autoFlush: false });
+  try {
+    ledger.record(usageRecord("key_bad", 0, {
+      prompt_tokens: 18446744073709551615,
+      completion_tokens: -5,
+      total_tokens: Number.NaN,
+      latency_ms: 1.5,
+      cost: Number.POSITIVE_INFINITY,
+    }));
+    ledger.record(usageRecord("key_good", 0));
+    await ledger.flush();
+    assertEquals(ledger.queued, 0);
+    const records = new Map<string, UsageRecord>();
+    for await (const entry of kv.list<UsageRecord>({ prefix: ["usage"] })) {
+      records.set(entry.value.key_id, entry.value);
+    }
+    const bad = records.get("key_bad")!;
+    assertEquals(bad.prompt_tokens, Number.MAX_SAFE_INTEGER);
+    assertEquals(bad.completion_tokens, 0);
+    assertEquals(bad.total_tokens, 0);
+    assertEquals(bad.latency_ms, 2);
+    assertEquals(bad.cost, 0);
+    assertEquals(records.get("key_good")!.prompt_tokens, 10);
+  } finally {
+    await ledger.close();
+    kv.close();
+  }
+});
+
+Deno.test("Ledger: a full queue drops new records, counts them and logs once per interval", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const metrics = new Metrics();
+  const lines: string[] = [];
+  const log = createLogger("debug", (line) => lines.push(line));
+  let clock = HOUR;
+  const ledger = new Ledger({
+    kv,
+    retentionDays: 1,
+    log,
+    metrics,
+    maxQueue: 10,
+    autoFlush: false,
+    now: () => clock,
+  });
+  try {
+    for (let i = 0; i < 15; i++) ledger.record(usageRecord("key_a", i));
+    assertEquals(ledger.queued, 10);
+    assertEquals(metrics.value("modelgate_ledger_dropped_total", { reason: "queue_full" }), 5);
+    assertEquals(lines.filter((line) => line.includes("ledger queue is full")).length, 1);
+    clock += 60_000;
+    ledger.record(usageRecord("key_a", 99));
+    assertEquals(lines.filter((line) => line.includes("ledger queue is full")).length, 2);
+    assert(metrics.render().includes("modelgate_ledger_queued 10"));
+    await ledger.flush();
+    assertEquals(ledger.queued, 0);
+    const { fromRecords } = await totals(kv);
+    assertEquals(fromRecords.get("key_a")?.records, 10);
+  } finally {
+    await ledger.close();
+    kv.close();
+  }
+});
+
+Deno.test("Ledger: close() writes every queued record, over many atomic operations", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const ledger = new Ledger({ kv, retentionDays: 1, log: silentLogger, autoFlush: false });
+  try {
+    for (let i = 0; i < 5000; i++) ledger.record(usageRecord(`key_${i % 700}`, i % 7));
+    await ledger.close();
+    const { fromRecords } = await totals(kv);
+    let records = 0;
+    for (const total of fromRecords.values()) records += total.records;
+    assertEquals(records, 5000);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("Ledger: while KV fails, records stay queued; close() gives up after its timeout", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const metrics = new Metrics();
+  const ledger = new Ledger({
+    kv,
+    retentionDays: 1,
+    log: silentLogger,
+    metrics,
+    autoFlush: false,
+    closeTimeoutMs: 300,
+  });
+  for (let i = 0; i < 50; i++) ledger.record(usageRecord("key_a", i));
+  kv.close();
+  await ledger.flush();
+  assertEquals(ledger.queued, 50, "a failing KV loses nothing while the gateway runs");
+  assertEquals(metrics.value("modelgate_ledger_dropped_total", { reason: "rejected" }), 0);
+  await ledger.close();
+  assertEquals(metrics.value("modelgate_ledger_dropped_total", { reason: "shutdown" }), 50);
+});
