@@ -1,7 +1,13 @@
 /** Shared upstream HTTP plumbing: timeouts, transport errors and the backend's own error answers. */
 import { clientClosed, GatewayError, upstreamError, upstreamTimeout } from "../src/errors.ts";
 import { type ConnectProbe, createConnectProbe } from "./connect_probe.ts";
-import { readStream, ReadStreamError } from "../src/http/read_stream.ts";
+import { deadlines } from "../src/deadlines.ts";
+import {
+  NATIVE_READ_MAX,
+  readDeclared,
+  readStream,
+  ReadStreamError,
+} from "../src/http/read_stream.ts";
 import type { AdapterDeps, BackendConfig } from "./types.ts";
 
 const probes = new WeakMap<BackendConfig, ConnectProbe>();
@@ -15,6 +21,9 @@ function probeOf(config: BackendConfig): ConnectProbe {
   }
   return probe;
 }
+
+/** The controller of each upstream call, to end the read of its body. */
+const aborters = new WeakMap<Response, AbortController>();
 
 /** One upstream call as an adapter describes it. */
 export interface UpstreamCall {
@@ -54,10 +63,10 @@ export async function callUpstream(
   // outlives them is ended by cancelling its body, never by a timer set before it started.
   const controller = new AbortController();
   let timedOut = false;
-  const timer = setTimeout(() => {
+  const deadline = deadlines.after(config.timeouts.firstByteMs, () => {
     timedOut = true;
     controller.abort();
-  }, config.timeouts.firstByteMs);
+  });
   const onAbort = () => controller.abort(call.signal?.reason);
   call.signal?.addEventListener("abort", onAbort, { once: true });
   let response: Response;
@@ -76,10 +85,12 @@ export async function callUpstream(
     }
     throw upstreamError(`Backend "${config.name}" could not be reached`, err);
   } finally {
-    clearTimeout(timer);
+    deadline.cancel();
     call.signal?.removeEventListener("abort", onAbort);
   }
   probe.markOk();
+  // Aborting the call now ends the body's read: kept for reading a JSON answer.
+  aborters.set(response, controller);
   if (!response.ok) throw await upstreamStatusError(deps, config, response, call.signal);
   return response;
 }
@@ -166,26 +177,39 @@ export async function readUpstreamJson(
   signal?: AbortSignal,
 ): Promise<Record<string, unknown>> {
   let bytes: Uint8Array;
+  const declared = Number(response.headers.get("content-length") ?? NaN);
+  const controller = aborters.get(response);
   try {
-    bytes = await readStream(response.body, {
-      maxBytes: deps.maxResponseBytes,
-      idleMs: config.timeouts.idleMs,
-      signal,
-    });
+    // A plain body of known, small length is read natively; a compressed one (its inflated size
+    // unknown) or one of unknown length is counted chunk by chunk.
+    bytes = controller && declared <= Math.min(deps.maxResponseBytes, NATIVE_READ_MAX) &&
+        !response.headers.has("content-encoding")
+      ? await readDeclared(response, {
+        idleMs: config.timeouts.idleMs,
+        signal,
+        abort: () => controller.abort(),
+      })
+      : await readStream(response.body, {
+        maxBytes: deps.maxResponseBytes,
+        idleMs: config.timeouts.idleMs,
+        signal,
+      });
   } catch (err) {
     if (!(err instanceof ReadStreamError)) {
-      throw upstreamError(`Backend "${config.name}" failed while sending its answer`, err);
+      throw upstreamError(`Backend "${config.name}" failed while sending its answer`, err, true);
     }
     if (err.reason === "too_large") {
       throw upstreamError(
         `Backend "${config.name}" sent an answer larger than ${deps.maxResponseBytes} bytes`,
         err,
+        true,
       );
     }
     if (err.reason === "idle") {
       throw upstreamTimeout(
         `Backend "${config.name}" stopped sending before its answer was complete`,
         err,
+        true,
       );
     }
     throw err.abortReason instanceof GatewayError ? err.abortReason : clientClosed(err);
@@ -194,10 +218,10 @@ export async function readUpstreamJson(
   try {
     parsed = JSON.parse(new TextDecoder().decode(bytes));
   } catch (err) {
-    throw upstreamError(`Backend "${config.name}" sent a body that is not JSON`, err);
+    throw upstreamError(`Backend "${config.name}" sent a body that is not JSON`, err, true);
   }
   if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
-    throw upstreamError(`Backend "${config.name}" sent an unexpected body`);
+    throw upstreamError(`Backend "${config.name}" sent an unexpected body`, undefined, true);
   }
   return parsed as Record<string, unknown>;
 }

@@ -17,6 +17,8 @@ export interface GatewayErrorOptions {
   headers?: Record<string, string>;
   /** Internal detail for logs only; never shown to clients. */
   cause?: unknown;
+  /** The backend had already answered (headers sent) when this failed: never retried. */
+  afterFirstByte?: boolean;
 }
 
 /** The one error class every layer throws; rendered as OpenAI's error envelope. */
@@ -26,6 +28,7 @@ export class GatewayError extends Error {
   readonly code: string | null;
   readonly param: string | null;
   readonly headers: Record<string, string>;
+  readonly afterFirstByte: boolean;
 
   constructor(message: string, options: GatewayErrorOptions) {
     super(message, { cause: options.cause });
@@ -35,6 +38,7 @@ export class GatewayError extends Error {
     this.code = options.code ?? null;
     this.param = options.param ?? null;
     this.headers = options.headers ?? {};
+    this.afterFirstByte = options.afterFirstByte ?? false;
   }
 
   /** The JSON body OpenAI clients expect. */
@@ -90,22 +94,32 @@ export function requestTooLarge(limit: number): GatewayError {
 }
 
 /** 502 when a backend cannot be reached or answers with a server error. */
-export function upstreamError(message: string, cause?: unknown): GatewayError {
+export function upstreamError(
+  message: string,
+  cause?: unknown,
+  afterFirstByte = false,
+): GatewayError {
   return new GatewayError(message, {
     status: 502,
     type: "api_error",
     code: "upstream_error",
     cause,
+    afterFirstByte,
   });
 }
 
 /** 504 when a backend does not answer in time. */
-export function upstreamTimeout(message: string, cause?: unknown): GatewayError {
+export function upstreamTimeout(
+  message: string,
+  cause?: unknown,
+  afterFirstByte = false,
+): GatewayError {
   return new GatewayError(message, {
     status: 504,
     type: "api_error",
     code: "upstream_timeout",
     cause,
+    afterFirstByte,
   });
 }
 

@@ -16,6 +16,8 @@ server:
   max_stream_event_bytes: ${MIB}
 timeouts:
   idle_ms: 300
+routing:
+  health: { failures_to_eject: 100 }
 backends:
   - name: hostile
     type: vllm
@@ -53,7 +55,7 @@ async function ledger(gateway: TestGateway, keyId: string) {
 Deno.test("hostile backend: a JSON answer that stalls after its headers ends in 504, frees the slot and is recorded", async () => {
   await withHostile(async (gateway) => {
     const { key, id } = await gateway.createKey({ max_concurrency: 1 });
-    for (const model of ["stall-after-headers", "stall-error"]) {
+    for (const model of ["stall-after-headers", "stall-declared", "stall-error"]) {
       const response = await chat(gateway, model, {}, key);
       const body = await response.json();
       assertEquals(response.status, model === "stall-error" ? 502 : 504, JSON.stringify(body));
@@ -64,10 +66,10 @@ Deno.test("hostile backend: a JSON answer that stalls after its headers ends in 
     assertEquals(next.status, 200);
     await next.body?.cancel();
     const records = await ledger(gateway, id);
-    assertEquals(records.length, 3);
+    assertEquals(records.length, 4);
     assertEquals(
       records.map((r) => r.outcome).sort(),
-      ["completed", "timeout", "upstream_error"].sort(),
+      ["completed", "timeout", "timeout", "upstream_error"].sort(),
     );
   });
 });
@@ -200,7 +202,7 @@ Deno.test("hostile backend: routing-like fields a client sends are never forward
 
 Deno.test("hostile backend: a client that leaves stops the backend's work while waiting for headers or reading JSON", async () => {
   await withHostile(async (gateway, backend) => {
-    for (const model of ["no-headers", "stall-after-headers"]) {
+    for (const model of ["no-headers", "stall-after-headers", "stall-declared"]) {
       const aborter = new AbortController();
       const pending = fetch(`${gateway.url}/v1/chat/completions`, {
         method: "POST",
@@ -212,6 +214,30 @@ Deno.test("hostile backend: a client that leaves stops the backend's work while 
       aborter.abort();
       await pending;
     }
-    await waitFor(() => backend.abandoned === 1 && backend.cancelled === 1);
+    await waitFor(() => backend.abandoned === 1 && backend.cancelled === 2);
   });
+});
+
+Deno.test("hostile backend: an answer that fails after its headers is not retried on another backend", async () => {
+  const one = await startHostileBackend();
+  const two = await startHostileBackend();
+  const gateway = await startTestGateway(`
+timeouts:
+  idle_ms: 200
+routing:
+  retries: 2
+backends:
+  - { name: one, type: vllm, base_url: "${one.url}" }
+  - { name: two, type: vllm, base_url: "${two.url}" }
+`);
+  try {
+    const response = await chat(gateway, "stall-declared");
+    assertEquals(response.status, 504);
+    await response.body?.cancel();
+    assertEquals(one.bodies.length + two.bodies.length, 1, "sent once, never twice");
+  } finally {
+    await gateway.shutdown();
+    await one.close();
+    await two.close();
+  }
 });

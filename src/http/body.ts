@@ -5,7 +5,7 @@
  * without one (chunked) is refused the moment the bytes read pass it.
  */
 import { GatewayError, invalidRequest, requestTooLarge } from "../errors.ts";
-import { readStream, ReadStreamError } from "./read_stream.ts";
+import { NATIVE_READ_MAX, readDeclared, readStream, ReadStreamError } from "./read_stream.ts";
 
 /** Longest silence between two parts of a request body, in ms, before it is refused with 408. */
 export const BODY_IDLE_MS = 30_000;
@@ -33,6 +33,18 @@ export async function readBody(request: Request, limits: BodyLimits): Promise<Ui
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > maxBytes) throw requestTooLarge(maxBytes);
   try {
+    // A declared length is enforced by the HTTP server, so a small body can be read natively.
+    if (declared !== null && Number(declared) <= NATIVE_READ_MAX && request.body) {
+      const body = request.body;
+      return await readDeclared(request, {
+        idleMs,
+        // A read that no longer matters: answering ends the connection, which ends the read.
+        abort: () => {},
+      }).catch((err) => {
+        if (err instanceof ReadStreamError) body.cancel().catch(() => {});
+        throw err;
+      });
+    }
     return await readStream(request.body, { maxBytes, idleMs });
   } catch (err) {
     if (!(err instanceof ReadStreamError)) throw err;

@@ -193,7 +193,8 @@ export class Dispatcher {
         this.failure(backend, err.message);
       }
       this.#free(backend);
-      if (!failed) throw err;
+      // After the backend's first byte nothing is retried, though the failure still counts.
+      if (!failed || err.afterFirstByte) throw err;
       return { error: err };
     }
     onAttempt?.(backend.name, "success");

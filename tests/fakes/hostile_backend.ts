@@ -3,6 +3,7 @@
  * ways real servers and attackers do. The model name picks the fault:
  *
  * - `stall-after-headers`: 200 and the start of a JSON body, then silence
+ * - `stall-declared`: the same with a declared `Content-Length` the body never reaches
  * - `stall-error`: 500 and the start of an error body, then silence
  * - `huge-json`: a valid JSON answer of `hugeBytes` bytes
  * - `gzip-bomb`: a small gzip body that inflates to `hugeBytes` bytes
@@ -34,6 +35,7 @@ export interface HostileBackend {
 export const HOSTILE_MODELS = [
   "normal",
   "stall-after-headers",
+  "stall-declared",
   "stall-error",
   "huge-json",
   "gzip-bomb",
@@ -130,6 +132,10 @@ export function startHostileBackend(options: { hugeBytes?: number } = {}): Promi
       case "stall-after-headers":
         return new Response(hanging('{"id":"chatcmpl-1","choices":['), {
           headers: { "content-type": "application/json" },
+        });
+      case "stall-declared":
+        return new Response(hanging('{"id":"chatcmpl-1","choices":['), {
+          headers: { "content-type": "application/json", "content-length": "4096" },
         });
       case "stall-error":
         return new Response(hanging('{"error":{"message":"over'), {
