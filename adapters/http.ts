@@ -176,6 +176,26 @@ export async function readUpstreamJson(
   response: Response,
   signal?: AbortSignal,
 ): Promise<Record<string, unknown>> {
+  const { body, raw } = await readUpstreamAnswer(deps, config, response, signal);
+  // Whoever passes this very object on unchanged may send the bytes it came in.
+  rawBytes.set(body, raw);
+  return body;
+}
+
+/** The bytes a parsed answer came in, for as long as the object is passed on unchanged. */
+const rawBytes = new WeakMap<object, Uint8Array>();
+
+/** The exact bytes `body` was parsed from, if it is an upstream answer object itself. */
+export function rawBytesOf(body: object): Uint8Array | undefined {
+  return rawBytes.get(body);
+}
+
+async function readUpstreamAnswer(
+  deps: AdapterDeps,
+  config: BackendConfig,
+  response: Response,
+  signal?: AbortSignal,
+): Promise<{ body: Record<string, unknown>; raw: Uint8Array }> {
   let bytes: Uint8Array;
   const declared = Number(response.headers.get("content-length") ?? NaN);
   const controller = aborters.get(response);
@@ -188,6 +208,7 @@ export async function readUpstreamJson(
         idleMs: config.timeouts.idleMs,
         signal,
         abort: () => controller.abort(),
+        abortEndsRead: true,
       })
       : await readStream(response.body, {
         maxBytes: deps.maxResponseBytes,
@@ -223,5 +244,5 @@ export async function readUpstreamJson(
   if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
     throw upstreamError(`Backend "${config.name}" sent an unexpected body`, undefined, true);
   }
-  return parsed as Record<string, unknown>;
+  return { body: parsed as Record<string, unknown>, raw: bytes };
 }

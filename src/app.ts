@@ -23,21 +23,21 @@ import {
 } from "./formats/ollama.ts";
 import { ollamaErrorOf } from "./formats/ollama_events.ts";
 import { responsesCodec } from "./formats/responses.ts";
-import { ipAllowlist, modelAllowed, modelNotAllowed } from "./pipeline/access.ts";
-import { apiKeyAuth } from "./pipeline/auth.ts";
-import { rateLimit } from "./pipeline/rate_limit.ts";
+import { ipAllowlistStep, modelAllowed, modelNotAllowed } from "./pipeline/access.ts";
+import { authStep } from "./pipeline/auth.ts";
+import { clientPipeline } from "./pipeline/client.ts";
+import { rateLimitStep } from "./pipeline/rate_limit.ts";
 import type { RateLimiter } from "./ratelimit/types.ts";
-import { clientIp } from "./pipeline/client_ip.ts";
-import { cors } from "./pipeline/cors.ts";
+import { clientIp, clientIpStep } from "./pipeline/client_ip.ts";
+import { corsStep } from "./pipeline/cors.ts";
 import { jsonBody } from "./pipeline/json_body.ts";
 import type { KeyDirectory } from "./pipeline/key_directory.ts";
 import { createAdmission } from "./pipeline/quota.ts";
-import { exchange } from "./proxy/exchange.ts";
 import { type ProxyDeps, proxyEndpoint } from "./proxy/handlers.ts";
 import { describeMe } from "./proxy/me.ts";
 import { managementRefused, ollamaInfo } from "./proxy/ollama_api.ts";
 import { getModel, listModels } from "./proxy/models.ts";
-import { describeRequestMetrics, observeRequests } from "./proxy/observe.ts";
+import { describeRequestMetrics, observeStep } from "./proxy/observe.ts";
 import type { Router } from "./routing/types.ts";
 import type { KeyStore } from "./store/key_store.ts";
 import type { Ledger } from "./store/ledger.ts";
@@ -170,15 +170,18 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
   // /v1 and /api: CORS preflight -> client address -> exchange -> key -> IP allowlist -> rate
   // limits -> body -> model access and quota -> backend. Each refusal comes before the work it
   // saves.
+  const pipeline = clientPipeline({
+    cors: corsStep(config.server.corsOrigins),
+    clientIp: clientIpStep(config.server.trustedProxies),
+    exchange: { now, log, pending },
+    observe: observeStep(metrics, log),
+    auth: authStep({ directory: deps.directory, now, log, metrics }),
+    ipAllowlist: ipAllowlistStep(),
+    rateLimit: rateLimitStep(deps.limiter, metrics),
+  });
   const clientApi = () => {
     const api = new Hono<GatewayEnv>();
-    api.use(cors(config.server.corsOrigins));
-    api.use(resolveIp);
-    api.use(exchange({ now, log, pending }));
-    api.use(observeRequests(metrics, log));
-    api.use(apiKeyAuth({ directory: deps.directory, now, log, metrics }));
-    api.use(ipAllowlist());
-    api.use(rateLimit(deps.limiter, metrics));
+    api.use(pipeline);
     return api;
   };
   const v1 = clientApi();

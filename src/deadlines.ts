@@ -21,13 +21,14 @@ interface Entry extends Deadline {
 export interface DeadlineClock {
   now(): number;
   setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(id: unknown): void;
+  /** Lets the process exit while the timer is pending. */
+  unref?(id: unknown): void;
 }
 
 const systemClock: DeadlineClock = {
   now: () => performance.now(),
   setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: (id) => clearTimeout(id as ReturnType<typeof setTimeout>),
+  unref: (id) => Deno.unrefTimer(id as number),
 };
 
 /** The deadlines of one duration. */
@@ -47,15 +48,15 @@ class Lane {
         if (entry.fire === null) return;
         entry.fire = null;
         this.#cancelled++;
-        // Nothing left to wait for: no timer stays armed (and keeps a process or test alive).
-        if (this.pending === 0) this.#compact();
-        else if (this.#cancelled > 64 && this.#cancelled * 2 > this.#entries.length - this.#head) {
+        // Cancelled entries wait for their time unless they pile up. The timer stays armed (it is
+        // unref'd, so it keeps no process alive): re-arming it per request would cost more.
+        if (this.#cancelled > 64 && this.#cancelled * 2 > this.#entries.length - this.#head) {
           this.#compact();
         }
       },
     };
     this.#entries.push(entry);
-    this.#timer ??= this.clock.setTimeout(() => this.#wake(), this.ms);
+    if (this.#timer === null) this.#arm(this.ms);
     return entry;
   }
 
@@ -84,9 +85,12 @@ class Lane {
     }
     if (this.#head > 1024 && this.#head * 2 > this.#entries.length) this.#compact();
     const next = this.#entries[this.#head];
-    if (next) {
-      this.#timer = this.clock.setTimeout(() => this.#wake(), Math.max(1, next.at - now));
-    }
+    if (next) this.#arm(Math.max(1, next.at - now));
+  }
+
+  #arm(ms: number): void {
+    this.#timer = this.clock.setTimeout(() => this.#wake(), ms);
+    this.clock.unref?.(this.#timer);
   }
 
   /** Drops cancelled and fired entries, keeping the order. */
@@ -94,10 +98,6 @@ class Lane {
     this.#entries = this.#entries.slice(this.#head).filter((entry) => entry.fire !== null);
     this.#head = 0;
     this.#cancelled = 0;
-    if (this.#entries.length === 0 && this.#timer !== null) {
-      this.clock.clearTimeout(this.#timer);
-      this.#timer = null;
-    }
   }
 }
 

@@ -27,6 +27,11 @@ export interface RunningGateway {
   keys: KeyStore;
   metrics: Metrics;
   router: Router;
+  /** Answers one request in-process, as the server would (benchmarks of the pipeline). */
+  handle(
+    request: Request,
+    info: { remoteAddr: { hostname: string; port: number } },
+  ): Response | Promise<Response>;
   /** Stops accepting, lets in-flight requests finish, writes what is pending, closes KV. */
   shutdown(): Promise<void>;
   finished: Promise<void>;
@@ -144,6 +149,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     keys,
     metrics,
     router,
+    handle: (request, info) => app.fetch(request, info),
     shutdown() {
       stopping ??= (async () => {
         const probes = router.stop();

@@ -66,9 +66,14 @@ export function decodeVector(text: string): number[] {
   return out;
 }
 
-/** Puts every vector of an answer in the encoding the client asked for. */
+/** Puts every vector of an answer in the encoding the client asked for (the same object if so). */
 function encodeAnswer(body: Json, base64: boolean): Json {
   if (!Array.isArray(body.data)) return body;
+  const mismatched = body.data.some((item: unknown) => {
+    const vector = (item as Json | null)?.embedding;
+    return base64 ? Array.isArray(vector) : typeof vector === "string";
+  });
+  if (!mismatched) return body;
   const data = body.data.map((item: unknown) => {
     if (!item || typeof item !== "object") return item;
     const entry = item as Json;

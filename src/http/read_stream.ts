@@ -38,33 +38,43 @@ export const NATIVE_READ_MAX = 1024 * 1024;
 /**
  * Reads a whole Request or Response body whose length is declared and small: the runtime reads it
  * natively in one go (far cheaper than a chunk loop in JavaScript). The idle bound then covers the
- * whole body; `abort` is called when it passes or `signal` aborts, and must make the read fail.
+ * whole body. When it passes or `signal` aborts, `abort` is called: if it makes the read fail (a
+ * fetch's controller does), nothing else is needed; without `abortEndsRead` the read is raced.
  */
 export async function readDeclared(
   body: { bytes(): Promise<Uint8Array> },
-  options: { idleMs: number; signal?: AbortSignal; abort: (reason: unknown) => void },
+  options: {
+    idleMs: number;
+    signal?: AbortSignal;
+    abort: (reason: unknown) => void;
+    abortEndsRead?: boolean;
+  },
 ): Promise<Uint8Array> {
   if (options.signal?.aborted) throw new ReadStreamError("aborted", options.signal.reason);
-  let onAbort = () => {};
-  let deadline: Deadline | null = null;
-  const stopped = new Promise<never>((_, reject) => {
-    const stop = (reason: ReadFailure) => {
-      options.abort(reason);
-      reject(new ReadStreamError(reason, options.signal?.reason));
-    };
-    onAbort = () => stop("aborted");
-    deadline = deadlines.after(options.idleMs, () => stop("idle"));
-  });
+  let stopped: ReadFailure | null = null;
+  let fail: (error: ReadStreamError) => void = () => {};
+  const stop = (reason: ReadFailure) => {
+    stopped ??= reason;
+    options.abort(reason);
+    fail(new ReadStreamError(reason, options.signal?.reason));
+  };
+  const onAbort = () => stop("aborted");
+  const deadline = deadlines.after(options.idleMs, () => stop("idle"));
   options.signal?.addEventListener("abort", onAbort, { once: true });
   const read = body.bytes();
   try {
-    return await Promise.race([read, stopped]);
+    if (options.abortEndsRead) return await read;
+    const failed = new Promise<never>((_, reject) => (fail = reject));
+    failed.catch(() => {});
+    return await Promise.race([read, failed]);
+  } catch (err) {
+    if (stopped) throw new ReadStreamError(stopped, options.signal?.reason);
+    throw err;
   } finally {
-    (deadline as Deadline | null)?.cancel();
+    deadline.cancel();
     options.signal?.removeEventListener("abort", onAbort);
-    // Whatever the outcome, the losing side settles later and must not go unhandled.
+    // The losing side of a race settles later and must not go unhandled.
     read.catch(() => {});
-    stopped.catch(() => {});
   }
 }
 

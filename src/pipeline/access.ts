@@ -1,17 +1,16 @@
 /** Per-key access rules: the IP allowlist and the model allowlist. */
-import type { MiddlewareHandler } from "hono";
-import type { GatewayEnv } from "../context.ts";
 import { GatewayError } from "../errors.ts";
 import { globRegExp } from "../glob.ts";
 import { createIpMatcher } from "../net/ip.ts";
 import type { KeyRecord } from "../store/model.ts";
+import type { Step } from "./step.ts";
 
 type IpMatcher = ReturnType<typeof createIpMatcher>;
 const matchers = new WeakMap<KeyRecord, IpMatcher>();
 
 /** Refuses a request from an address outside the key's allowlist (empty list = any address). */
-export function ipAllowlist(): MiddlewareHandler<GatewayEnv> {
-  return async function checkIpAllowlist(c, next) {
+export function ipAllowlistStep(): Step {
+  return function checkIpAllowlist(c) {
     const key = c.get("key");
     if (key.allowed_ips.length > 0) {
       let matches = matchers.get(key);
@@ -35,7 +34,6 @@ export function ipAllowlist(): MiddlewareHandler<GatewayEnv> {
         });
       }
     }
-    await next();
   };
 }
 

@@ -1,11 +1,13 @@
 /** API key authentication for /v1: a bearer key, hashed, looked up in the key directory. */
-import type { MiddlewareHandler } from "hono";
+import type { Context } from "hono";
 import type { GatewayEnv } from "../context.ts";
 import { GatewayError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { hashApiKey } from "../store/secrets.ts";
+import type { KeyRecord } from "../store/model.ts";
 import type { KeyDirectory } from "./key_directory.ts";
+import type { Step } from "./step.ts";
 
 /** Options for {@linkcode apiKeyAuth}. */
 export interface ApiKeyAuthOptions {
@@ -23,13 +25,8 @@ const KEY_SHAPE = /^mg-[A-Za-z0-9_-]{43}$/;
  * so a caller learns nothing about which keys exist. The presented key is hashed and only the
  * hash is compared or looked up; a stored hash presented as a key hashes to something else.
  */
-export function apiKeyAuth(options: ApiKeyAuthOptions): MiddlewareHandler<GatewayEnv> {
-  return async function authenticate(c, next) {
-    const presented = credential(c.req.header("authorization")) ?? c.req.header("x-api-key") ??
-      c.req.header("api-key") ?? null;
-    const reason = !presented ? "missing" : !KEY_SHAPE.test(presented) ? "malformed" : null;
-    let key = null;
-    if (!reason) key = await options.directory.lookup(hashApiKey(presented!));
+export function authStep(options: ApiKeyAuthOptions): Step {
+  const decide = (c: Context<GatewayEnv>, reason: string | null, key: KeyRecord | null) => {
     const now = options.now();
     const refusal = reason ??
       (!key
@@ -54,7 +51,17 @@ export function apiKeyAuth(options: ApiKeyAuthOptions): MiddlewareHandler<Gatewa
       );
     }
     c.set("key", key!);
-    await next();
+  };
+  return function authenticate(c) {
+    const presented = credential(c.req.header("authorization")) ?? c.req.header("x-api-key") ??
+      c.req.header("api-key") ?? null;
+    const reason = !presented ? "missing" : !KEY_SHAPE.test(presented) ? "malformed" : null;
+    if (reason) return decide(c, reason, null);
+    const hash = hashApiKey(presented!);
+    // A known key's record is usually cached: no wait then.
+    const cached = options.directory.cached(hash);
+    if (cached !== undefined) return decide(c, null, cached);
+    return options.directory.lookup(hash).then((key) => decide(c, null, key));
   };
 }
 

@@ -4,7 +4,7 @@
  * wildcard and no credentials (keys travel in headers, never in cookies), and /admin never gets
  * CORS. A preflight is answered before authentication, since browsers send it without the key.
  */
-import type { MiddlewareHandler } from "hono";
+import type { Context } from "hono";
 import type { GatewayEnv } from "../context.ts";
 import { GatewayError } from "../errors.ts";
 
@@ -25,10 +25,15 @@ const EXPOSED = [
   "retry-after-ms",
 ].join(", ");
 
-/** Answers preflights of allowed origins and marks their responses readable. */
-export function cors(allowedOrigins: readonly string[]): MiddlewareHandler<GatewayEnv> {
+/**
+ * Answers preflights of allowed origins (returns the answer) and marks their other responses
+ * readable (returns null).
+ */
+export function corsStep(
+  allowedOrigins: readonly string[],
+): (c: Context<GatewayEnv>) => Response | null {
   const allowed = new Set(allowedOrigins);
-  return async function applyCors(c, next) {
+  return function applyCors(c) {
     const origin = c.req.header("origin");
     const preflight = c.req.method === "OPTIONS" &&
       c.req.header("access-control-request-method") !== undefined;
@@ -40,7 +45,7 @@ export function cors(allowedOrigins: readonly string[]): MiddlewareHandler<Gatew
           code: "origin_not_allowed",
         });
       }
-      return await next();
+      return null;
     }
     c.header("access-control-allow-origin", origin);
     c.header("vary", "Origin");
@@ -54,6 +59,6 @@ export function cors(allowedOrigins: readonly string[]): MiddlewareHandler<Gatew
       return c.body(null, 204);
     }
     c.header("access-control-expose-headers", EXPOSED);
-    await next();
+    return null;
   };
 }

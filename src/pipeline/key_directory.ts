@@ -51,6 +51,20 @@ export class KeyDirectory {
     this.#checkedAt = -Infinity;
   }
 
+  /**
+   * The answer of {@linkcode lookup} when it needs no wait (the index is loaded, no refresh is
+   * pending for an unknown hash, and the record is cached), else undefined.
+   */
+  cached(hash: string): KeyRecord | null | undefined {
+    if (this.#version < 0n) return undefined;
+    void this.#maybeSync();
+    const id = this.#index.get(hash);
+    if (!id) return this.#syncing ? undefined : null;
+    const cached = this.#records.get(id);
+    if (!cached || this.#now() - cached.at >= this.#refreshMs) return undefined;
+    return this.#current(cached.record, hash);
+  }
+
   /** The record a hash belongs to if it is a current credential, else null. */
   async lookup(hash: string): Promise<KeyRecord | null> {
     await this.#maybeSync();
@@ -61,7 +75,11 @@ export class KeyDirectory {
       id = this.#index.get(hash);
     }
     if (!id) return null;
-    const record = await this.#record(id);
+    return this.#current(await this.#record(id), hash);
+  }
+
+  /** The record if `hash` is its key, or its previous key within the rotation's grace. */
+  #current(record: KeyRecord | null, hash: string): KeyRecord | null {
     if (!record) return null;
     if (record.hash === hash) return record;
     const graceEnds = record.previous_expires_at ? Date.parse(record.previous_expires_at) : 0;

@@ -1,9 +1,10 @@
 /** Per-key rate limits on /v1, with OpenAI's `x-ratelimit-*` headers on every response. */
-import type { Context, MiddlewareHandler } from "hono";
+import type { Context } from "hono";
 import type { GatewayEnv } from "../context.ts";
 import { GatewayError } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
-import type { LimitState, RateLimiter } from "../ratelimit/types.ts";
+import type { Decision, LimitState, RateLimiter } from "../ratelimit/types.ts";
+import type { Step } from "./step.ts";
 
 /** Formats milliseconds as OpenAI does in reset headers: `20ms`, `1s`, `6m0s`, `1.5s`. */
 export function formatReset(ms: number): string {
@@ -36,25 +37,9 @@ const MESSAGES = {
  * down and `redis.on_error` is `closed`). An admitted request's lease is released by an exchange
  * finisher, so the slot is freed and real tokens debited however the request ends.
  */
-export function rateLimit(limiter: RateLimiter, metrics: Metrics): MiddlewareHandler<GatewayEnv> {
+export function rateLimitStep(limiter: RateLimiter, metrics: Metrics): Step {
   metrics.describe("modelgate_rate_limited_total", "Requests refused by rate limits, by reason");
-  return async function applyRateLimit(c, next) {
-    const key = c.get("key");
-    // Keys stored before rates of 0 were refused at creation: such a key admits nothing.
-    if (key.rpm === 0 || key.burst === 0 || key.tpm === 0 || key.max_concurrency === 0) {
-      throw new GatewayError("This key's rate limits admit no requests (a limit of 0 is set)", {
-        status: 429,
-        type: "rate_limit_error",
-        code: "rate_limit_exceeded",
-        headers: { "retry-after": "60", "retry-after-ms": "60000" },
-      });
-    }
-    const decision = await limiter.admit(key.id, {
-      rpm: key.rpm,
-      burst: key.burst,
-      tpm: key.tpm,
-      maxConcurrency: key.max_concurrency,
-    });
+  const decide = (c: Context<GatewayEnv>, decision: Decision) => {
     setHeaders(c, decision.state);
     if (!decision.ok) {
       metrics.inc("modelgate_rate_limited_total", { reason: decision.reason });
@@ -79,6 +64,23 @@ export function rateLimit(limiter: RateLimiter, metrics: Metrics): MiddlewareHan
     }
     const lease = decision.lease;
     c.get("exchange").finishers.push((done) => lease.release(done.usage.total_tokens));
-    await next();
+  };
+  return function applyRateLimit(c) {
+    const key = c.get("key");
+    // Keys stored before rates of 0 were refused at creation: such a key admits nothing.
+    if (key.rpm === 0 || key.burst === 0 || key.tpm === 0 || key.max_concurrency === 0) {
+      throw new GatewayError("This key's rate limits admit no requests (a limit of 0 is set)", {
+        status: 429,
+        type: "rate_limit_error",
+        code: "rate_limit_exceeded",
+        headers: { "retry-after": "60", "retry-after-ms": "60000" },
+      });
+    }
+    return limiter.admit(key.id, {
+      rpm: key.rpm,
+      burst: key.burst,
+      tpm: key.tpm,
+      maxConcurrency: key.max_concurrency,
+    }).then((decision) => decide(c, decision));
   };
 }

@@ -1,5 +1,5 @@
 /** Opens and finishes the Exchange of each /v1 request, so every path settles exactly once. */
-import type { Context, MiddlewareHandler } from "hono";
+import type { Context } from "hono";
 import type { Usage } from "../../adapters/types.ts";
 import type { Completion, Exchange, GatewayEnv, Outcome } from "../context.ts";
 import { toGatewayError } from "../errors.ts";
@@ -21,46 +21,51 @@ export interface ExchangeOptions {
   pending?: PendingWork;
 }
 
-/**
- * Starts the Exchange and guarantees it finishes exactly once: with the response, with the error
- * that replaced it, or (for streams) when the meter ends. So whatever an earlier middleware
- * reserved or acquired is always settled or released.
- */
-export function exchange(options: ExchangeOptions): MiddlewareHandler<GatewayEnv> {
-  return async function openExchange(c, next) {
-    const requestId = c.req.header("x-request-id")?.match(/^[\w.-]{1,64}$/)?.[0] ??
-      crypto.randomUUID();
-    c.set("exchange", {
-      requestId,
-      startedAt: options.now(),
-      endpoint: null,
-      model: null,
-      servedModel: null,
-      backend: null,
-      attempts: 0,
-      queuedMs: 0,
-      stream: false,
-      streaming: false,
-      finishers: [],
-      finished: false,
-    });
-    c.header("x-request-id", requestId);
-    try {
-      await next();
-    } finally {
-      // A stream finishes when its meter ends; everything else finishes with its response.
-      // Hono hands thrown errors to onError inside next(), leaving them in `c.error`.
-      const ex = c.get("exchange");
-      if (!ex.streaming) {
-        const error = c.error ? toGatewayError(c.error) : null;
-        const status = error?.status ?? c.res.status;
-        finish(c, options, {
-          status,
-          outcome: error || status >= 400 ? outcomeOf(status) : "completed",
-        });
-      }
-    }
+/** Starts the Exchange of a request: its id (the client's if sane, else a new one) and clock. */
+export function openExchange(c: Context<GatewayEnv>, options: ExchangeOptions): Exchange {
+  const given = c.req.header("x-request-id");
+  const requestId = given !== undefined && REQUEST_ID.test(given) ? given : crypto.randomUUID();
+  const ex: Exchange = {
+    requestId,
+    startedAt: options.now(),
+    endpoint: null,
+    model: null,
+    servedModel: null,
+    backend: null,
+    attempts: 0,
+    queuedMs: 0,
+    stream: false,
+    streaming: false,
+    finishers: [],
+    finished: false,
   };
+  c.set("exchange", ex);
+  c.header("x-request-id", requestId);
+  return ex;
+}
+
+const REQUEST_ID = /^[\w.-]{1,64}$/;
+
+/**
+ * Finishes the Exchange when its response is decided, so whatever earlier steps reserved or
+ * acquired is settled or released exactly once: with the response, or with `thrown` (by a step;
+ * a handler's error reaches Hono's onError and is left in `c.error`). A stream finishes later,
+ * when its meter ends.
+ */
+export function closeExchange(
+  c: Context<GatewayEnv>,
+  options: ExchangeOptions,
+  thrown: unknown,
+): void {
+  const ex = c.get("exchange");
+  if (!ex || ex.streaming) return;
+  const failure = thrown ?? c.error;
+  const error = failure ? toGatewayError(failure) : null;
+  const status = error?.status ?? c.res.status;
+  finish(c, options, {
+    status,
+    outcome: error || status >= 400 ? outcomeOf(status) : "completed",
+  });
 }
 
 function outcomeOf(status: number): Outcome {

@@ -4,6 +4,7 @@
  * is metered on its way to the client. Thin on purpose: each step lives in its own module.
  */
 import type { Context, Handler } from "hono";
+import { rawBytesOf } from "../../adapters/http.ts";
 import type { Usage } from "../../adapters/types.ts";
 import type { GatewayEnv } from "../context.ts";
 import type { Codec, ParsedRequest } from "../formats/types.ts";
@@ -96,6 +97,12 @@ export function proxyEndpoint<P extends ParsedRequest>(
         usage: answer.usage ?? estimated(request.promptTokens, codec.answerTokens(answer.body)),
         usageReported: answer.usage !== null,
       });
+      // An answer passed on unchanged goes out as the bytes it came in: no second serialisation.
+      const raw = rawBytesOf(answer.body);
+      if (raw) {
+        c.header("content-type", "application/json");
+        return c.body(raw as Uint8Array<ArrayBuffer>, answer.status as 200);
+      }
       return c.json(answer.body, answer.status as 200);
     }
     ex.streaming = true;

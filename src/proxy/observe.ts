@@ -1,6 +1,5 @@
 /** Per-request metrics and the access log line, written when an exchange finishes. */
-import type { MiddlewareHandler } from "hono";
-import type { GatewayEnv } from "../context.ts";
+import type { Step } from "../pipeline/step.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 
@@ -26,8 +25,8 @@ export function describeRequestMetrics(metrics: Metrics): void {
 }
 
 /** Registers the finisher that counts and logs each proxied request. */
-export function observeRequests(metrics: Metrics, log: Logger): MiddlewareHandler<GatewayEnv> {
-  return async function observe(c, next) {
+export function observeStep(metrics: Metrics, log: Logger): Step {
+  return function observe(c) {
     c.get("exchange").finishers.push((done) => {
       if (done.endpoint === null) return;
       const labels = {
@@ -70,6 +69,5 @@ export function observeRequests(metrics: Metrics, log: Logger): MiddlewareHandle
         client_ip: done.clientIp,
       });
     });
-    await next();
   };
 }
