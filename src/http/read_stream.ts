@@ -4,7 +4,7 @@
  * too), the longest silence between two chunks, and the caller's signal (the client left, or the
  * gateway stops). No read waits for ever and nothing is buffered past the limit.
  */
-import { type Deadline, deadlines } from "../deadlines.ts";
+import { deadlines } from "../deadlines.ts";
 
 /** Options for {@linkcode readStream}. */
 export interface ReadStreamOptions {
