@@ -22,6 +22,8 @@ function probeOf(config: BackendConfig): ConnectProbe {
   return probe;
 }
 
+const headerPairs = new WeakMap<BackendConfig, [string, string][]>();
+
 /** The controller of each upstream call, to end the read of its body. */
 const aborters = new WeakMap<Response, AbortController>();
 
@@ -38,13 +40,21 @@ export interface UpstreamCall {
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 const MAX_CLIENT_MESSAGE_CHARS = 500;
 
-/** Headers for every call to this backend: credential and static headers from the config only. */
-export function upstreamHeaders(config: BackendConfig): Headers {
-  const headers = new Headers(config.headers);
-  headers.set("content-type", "application/json");
-  headers.set("accept", "application/json, text/event-stream");
-  if (config.apiKey) headers.set(config.authHeader, `${config.authPrefix}${config.apiKey}`);
-  return headers;
+/**
+ * Headers for every call to this backend: credential and static headers from the config only.
+ * Built once per backend (as name/value pairs fetch copies for each call).
+ */
+export function upstreamHeaders(config: BackendConfig): [string, string][] {
+  let pairs = headerPairs.get(config);
+  if (!pairs) {
+    const headers = new Headers(config.headers);
+    headers.set("content-type", "application/json");
+    headers.set("accept", "application/json, text/event-stream");
+    if (config.apiKey) headers.set(config.authHeader, `${config.authPrefix}${config.apiKey}`);
+    pairs = [...headers];
+    headerPairs.set(config, pairs);
+  }
+  return pairs;
 }
 
 /**

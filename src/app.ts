@@ -34,6 +34,7 @@ import { jsonBody } from "./pipeline/json_body.ts";
 import type { KeyDirectory } from "./pipeline/key_directory.ts";
 import { createAdmission } from "./pipeline/quota.ts";
 import { type ProxyDeps, proxyEndpoint } from "./proxy/handlers.ts";
+import { InFlight } from "./proxy/in_flight.ts";
 import { describeMe } from "./proxy/me.ts";
 import { managementRefused, ollamaInfo } from "./proxy/ollama_api.ts";
 import { getModel, listModels } from "./proxy/models.ts";
@@ -191,12 +192,16 @@ export function createApp(deps: AppDeps): Hono<GatewayEnv> {
   v1.get("/models/:model{.+}", getModel(router, mayUse));
   v1.get("/me", describeMe(deps.keys, deps.broker, now));
   const body = jsonBody(config.server.maxBodyBytes);
+  // When shutdown stops waiting, every request still waiting for a backend gets 503.
+  const inFlight = new InFlight();
+  deps.stop?.addEventListener("abort", () => inFlight.stopAll(deps.stop!.reason), { once: true });
   const proxyDeps: ProxyDeps = {
     router,
     now,
     log,
     pending,
     stop: deps.stop,
+    inFlight,
     defaultMaxTokens: config.quota.defaultMaxTokens,
     maxEventBytes: config.server.maxStreamEventBytes,
     // A model outside the key's list is refused alike whether it exists or not.

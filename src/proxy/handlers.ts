@@ -14,6 +14,7 @@ import type { Router } from "../routing/types.ts";
 import { modelNotFound } from "../errors.ts";
 import { meterStream, type StreamSummary } from "../usage/meter.ts";
 import { type ExchangeOptions, finish, finishExchange } from "./exchange.ts";
+import { InFlight } from "./in_flight.ts";
 
 /** What the proxy handlers need. */
 export interface ProxyDeps {
@@ -21,8 +22,10 @@ export interface ProxyDeps {
   now: () => number;
   log: Logger;
   pending?: PendingWork;
-  /** Aborted when shutdown stops waiting: ends open streams and upstream waits cleanly. */
+  /** Aborted when shutdown stops waiting: ends open streams. */
   stop?: AbortSignal;
+  /** Signals of the requests in flight, all aborted when shutdown stops waiting. */
+  inFlight?: InFlight;
   /** Answer tokens reserved per answer when a request sets no limit. */
   defaultMaxTokens: number;
   /** Longest event of a streamed answer, in bytes. */
@@ -52,6 +55,7 @@ export function proxyEndpoint<P extends ParsedRequest>(
   deps: ProxyDeps,
 ): Handler<GatewayEnv> {
   const options: ExchangeOptions = { now: deps.now, log: deps.log, pending: deps.pending };
+  const inFlight = deps.inFlight ?? new InFlight();
   return async function proxy(c) {
     const ex = c.get("exchange");
     const request = codec.parse(c.get("body"), {
@@ -66,10 +70,12 @@ export function proxyEndpoint<P extends ParsedRequest>(
     if (!deps.router.serves(request.model, group)) throw modelNotFound(request.model);
     await deps.beforeSend?.(c, { codec, request });
     // From here on the request counts as sent: it gets a ledger record whatever happens.
+    const flight = inFlight.open(c.req.raw.signal);
+    ex.finishers.push(flight.release);
     const routed = await deps.router.route({
       model: request.model,
       group,
-      signal: deps.stop ? AbortSignal.any([c.req.raw.signal, deps.stop]) : c.req.raw.signal,
+      signal: flight.signal,
       progress: ex,
     }, (target, signal) => {
       ex.backend = target.adapter.config.name;
