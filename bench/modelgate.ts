@@ -28,6 +28,20 @@ export interface BenchGatewayOptions {
   extraBackendUrls?: string[];
   /** YAML appended to the config, e.g. a `routing:` section. */
   extraConfig?: string;
+  /** More models configured beside `bench-model` (each with an alias and a price). */
+  extraModels?: number;
+}
+
+function extraModelNames(count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `extra-model-${i}`);
+}
+
+function extraModelPolicies(count: number): string {
+  if (count === 0) return "";
+  const lines = extraModelNames(count).map((name) =>
+    `  ${name}:\n    aliases: [${name}-alias]\n    price: { input: 1, output: 2 }`
+  );
+  return `models:\n${lines.join("\n")}\n`;
 }
 
 /** Writes the config, seeds the KV, starts `main.ts serve` and creates the benchmark key. */
@@ -59,12 +73,12 @@ backends:
   - name: bench
     type: vllm
     base_url: ${options.backendUrl}
-    models: [bench-model]
+    models: [bench-model${extraModelNames(options.extraModels ?? 0).map((m) => `, ${m}`).join("")}]
 ${
       (options.extraBackendUrls ?? []).map((url, i) =>
         `  - { name: bench-${i + 2}, type: vllm, base_url: "${url}", models: [bench-model] }\n`
       ).join("")
-    }${options.extraConfig ?? ""}`,
+    }${extraModelPolicies(options.extraModels ?? 0)}${options.extraConfig ?? ""}`,
   );
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "main.ts", "serve", "--config", config, "--log-level", "warn"],
