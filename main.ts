@@ -2,7 +2,7 @@
 import { parseArgs } from "node:util";
 import { CLI_COMMANDS, runCli } from "./src/cli/main.ts";
 import { ConfigError, loadConfig } from "./src/config.ts";
-import { createLogger, type LogLevel } from "./src/log.ts";
+import { createLogger, flushLogs, type LogLevel } from "./src/log.ts";
 import { startGateway } from "./src/server.ts";
 
 const USAGE = `ModelGate: an OpenAI-compatible gateway for self-hosted and cloud LLMs
@@ -108,9 +108,12 @@ async function main(args: string[]): Promise<number> {
 
 if (import.meta.main) {
   try {
-    Deno.exit(await main(Deno.args));
+    const code = await main(Deno.args);
+    flushLogs();
+    Deno.exit(code);
   } catch (err) {
     console.error(`modelgate: ${err instanceof Error ? err.message : String(err)}`);
+    flushLogs();
     Deno.exit(1);
   }
 }

@@ -23,6 +23,7 @@ function probeOf(config: BackendConfig): ConnectProbe {
 }
 
 const headerPairs = new WeakMap<BackendConfig, [string, string][]>();
+const utf8 = new TextDecoder();
 
 /** The controller of each upstream call, to end the read of its body. */
 const aborters = new WeakMap<Response, AbortController>();
@@ -125,7 +126,7 @@ export async function upstreamStatusError(
       signal,
       truncate: true,
     });
-    text = new TextDecoder().decode(bytes);
+    text = utf8.decode(bytes);
   } catch {
     // A stalled or broken error body still gives its status.
   }
@@ -247,7 +248,7 @@ async function readUpstreamAnswer(
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(new TextDecoder().decode(bytes));
+    parsed = JSON.parse(utf8.decode(bytes));
   } catch (err) {
     throw upstreamError(`Backend "${config.name}" sent a body that is not JSON`, err, true);
   }

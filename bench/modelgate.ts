@@ -81,10 +81,22 @@ ${
     }${extraModelPolicies(options.extraModels ?? 0)}${options.extraConfig ?? ""}`,
   );
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "main.ts", "serve", "--config", config, "--log-level", "warn"],
+    // At the default level, so the access line of every request is part of what is measured.
+    args: ["run", "--allow-all", "main.ts", "serve", "--config", config, "--log-level", "info"],
     stdout: "null",
-    stderr: "inherit",
+    stderr: "piped",
   }).spawn();
+  // Access lines are read and dropped; warnings and errors are shown.
+  (async () => {
+    let rest = "";
+    for await (const text of child.stderr.pipeThrough(new TextDecoderStream())) {
+      const lines = (rest + text).split("\n");
+      rest = lines.pop() ?? "";
+      for (const line of lines) {
+        if (!line.includes('"level":"info"')) console.error(line);
+      }
+    }
+  })().catch(() => {});
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   while (true) {

@@ -52,12 +52,15 @@ export async function readBody(request: Request, limits: BodyLimits): Promise<Ui
   }
 }
 
+/** A decoder is reusable between whole (non-streaming) decodes: one for every request. */
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
 /** Reads a JSON body; `undefined` when the body is empty (or blank), 400 when it is not UTF-8 JSON. */
 export async function readJson(request: Request, limits: BodyLimits): Promise<unknown> {
   const bytes = await readBody(request, limits);
   try {
     // JSON is UTF-8 (RFC 8259): other bytes are not JSON either.
-    const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    const text = strictUtf8.decode(bytes);
     return text.trim() === "" ? undefined : JSON.parse(text);
   } catch {
     throw invalidRequest("Request body is not valid JSON");
