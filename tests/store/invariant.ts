@@ -7,19 +7,11 @@
  * bound README allows (0 once every instance is idle and dead instances' leases have expired).
  */
 import { assert, assertEquals } from "../assert.ts";
-import { keyLeasesPrefix } from "../../src/store/kv_keys.ts";
 import { utcDay } from "../../src/store/lease_keeper.ts";
 import type { KeyView, UsageRecord, UsageRow } from "../../src/store/model.ts";
+import { type AccountingSource, type Books, heldLeases, listAll, readBooks } from "./books.ts";
 
-/** Where the books are read. */
-export interface AccountingSource {
-  /** Calls the admin API of a live instance (with the admin key). */
-  admin(method: string, path: string): Promise<Response>;
-  /** The KV the instances share: then every lease of every budget is checked too. */
-  kv?: Deno.Kv;
-  /** The instance's clock (for "today" and lease expiry); `Date.now` by default. */
-  now?: () => number;
-}
+export type { AccountingSource };
 
 /** What the test knows about one key's requests. */
 export interface KeyExpectation {
@@ -27,6 +19,8 @@ export interface KeyExpectation {
   answered: number;
   /** How many of those may have no record: requests in flight when their instance was killed. */
   mayBeLost?: number;
+  /** The `x-request-id` of admitted requests that must each have a record (named if missing). */
+  recorded?: string[];
   /** The key's usage was reset at this time (ms): only records ending later count toward it. */
   resetAt?: number;
   /** How far over its token budgets the key may end (usage beyond reservations); unchecked if absent. */
@@ -58,19 +52,14 @@ export interface AccountingReport {
   answered: number;
   /** Admitted requests without a record (all within `mayBeLost`). */
   lost: number;
+  /** Records by how their request ended, and by the client's wire format. */
+  outcomes: Record<string, number>;
+  endpoints: Record<string, number>;
+  /** Records of requests that another backend answered after a failure. */
+  failovers: number;
 }
 
-const FAR_PAST = "1970-01-01T00:00:00Z";
-const FAR_FUTURE = "9999-12-31T00:00:00Z";
 const MAX_TOKENS_PER_REQUEST = 1_000_000_000;
-
-/** The books as the admin API shows them at one moment of quiet. */
-interface Books {
-  records: UsageRecord[];
-  keys: KeyView[];
-  byKey: UsageRow[];
-  byModel: UsageRow[];
-}
 
 /** Asserts the accounting invariant; waits (bounded) for records and reservations to settle. */
 export async function checkAccounting(
@@ -85,30 +74,45 @@ export async function checkAccounting(
     await new Promise((resolve) => setTimeout(resolve, 200));
     books = await readBooks(source);
   }
-  const grouped = groupBy(books.records, (r) => r.key_id);
   checkRecords(books.records);
-  await checkIndex(source, Object.keys(expect.keys), grouped);
-  for (const view of books.keys) {
-    checkKey(view, grouped.get(view.id) ?? [], expect.keys[view.id], utcDay(now()));
-    assert(view.usage.reserved_tokens <= bound, `key ${view.id}: reserved after traffic stopped`);
-  }
-  if (source.kv) assertEquals(await heldLeases(source.kv, books.keys, now()), [], "leases held");
+  const grouped = groupBy(books.records, (r) => r.key_id);
   let lost = 0;
   for (const [id, key] of Object.entries(expect.keys)) {
-    lost += within(`key ${id}`, grouped.get(id)?.length ?? 0, key);
+    const records = grouped.get(id) ?? [];
+    const ids = new Set(records.map((r) => r.request_id));
+    const missing = (key.recorded ?? []).filter((requestId) => !ids.has(requestId));
+    assertEquals(missing, [], `key ${id}: requests without a record`);
+    lost += within(`key ${id}`, records.length, key);
   }
   const byBackend = groupBy(books.records, (r) => r.backend);
   for (const [name, backend] of Object.entries(expect.backends ?? {})) {
     within(`backend ${name}`, byBackend.get(name)?.length ?? 0, backend);
   }
-  checkAggregates("key", books.byKey, grouped);
-  checkAggregates("model", books.byModel, groupBy(books.records, (r) => r.model));
+  for (const view of books.keys) {
+    checkKey(view, grouped.get(view.id) ?? [], expect.keys[view.id], utcDay(now()));
+    assert(
+      view.usage.reserved_tokens <= bound,
+      `key ${view.id}: ${view.usage.reserved_tokens} tokens still reserved once traffic stopped`,
+    );
+  }
+  if (source.kv) {
+    const held = await heldLeases(source.kv, books.keys.map((k) => k.id), now(), bound);
+    assertEquals(held, [], "leases still held once traffic stopped");
+  }
+  await checkIndex(source, Object.keys(expect.keys), grouped);
+  const byModel = groupBy(books.records, (r) => r.model);
+  for (const { by, period, rows } of books.aggregates) {
+    checkAggregates(`by ${by} per ${period}`, rows, by === "key" ? grouped : byModel);
+  }
   return {
     keys: books.keys.length,
     records: books.records.length,
     tokens: sum(books.records, (r) => r.total_tokens),
     answered: sum(Object.values(expect.keys), (k) => k.answered),
     lost,
+    outcomes: countBy(books.records, (r) => r.outcome),
+    endpoints: countBy(books.records, (r) => r.endpoint),
+    failovers: books.records.filter((r) => r.attempts > 1).length,
   };
 }
 
@@ -125,7 +129,8 @@ async function settled(
     if ((counts.get(id)?.length ?? 0) < key.answered - (key.mayBeLost ?? 0)) return false;
   }
   if (books.keys.some((view) => view.usage.reserved_tokens > bound)) return false;
-  return !source.kv || (await heldLeases(source.kv, books.keys, now)).length === 0;
+  if (!source.kv) return true;
+  return (await heldLeases(source.kv, books.keys.map((k) => k.id), now, bound)).length === 0;
 }
 
 /** Checks that `count` records exist for `answered` requests, at most `mayBeLost` fewer. */
@@ -208,7 +213,7 @@ function checkKey(
 
 /** Every aggregate row summed per subject equals the sums of that subject's records. */
 function checkAggregates(
-  dimension: string,
+  what: string,
   rows: UsageRow[],
   records: Map<string, UsageRecord[]>,
 ): void {
@@ -238,58 +243,7 @@ function checkAggregates(
   }
   const sorted = (map: Map<string, number[]>) => [...map].sort(([a], [b]) => a < b ? -1 : 1);
   // requests, prompt, completion, errors, cost in micros, latency sum, per subject.
-  assertEquals(sorted(aggregates), sorted(fromRecords), `aggregates by ${dimension}`);
-}
-
-/** Live leases that still hold something, as `keyId dimension day instance amount`. */
-async function heldLeases(kv: Deno.Kv, keys: KeyView[], now: number): Promise<string[]> {
-  const held: string[] = [];
-  for (const { id } of keys) {
-    for await (
-      const entry of kv.list<{ amount: number; expires: number }>({
-        prefix: keyLeasesPrefix(id),
-      })
-    ) {
-      const { amount, expires } = entry.value ?? { amount: 0, expires: 0 };
-      if (amount > 0 && expires > now) held.push(`${entry.key.slice(1).join(" ")} ${amount}`);
-    }
-  }
-  return held;
-}
-
-async function readBooks(source: AccountingSource): Promise<Books> {
-  const range = `group_by=day&from=${FAR_PAST}&to=${FAR_FUTURE}`;
-  const [records, keys, byKey, byModel] = await Promise.all([
-    listAll<UsageRecord>(source, "/requests"),
-    listAll<KeyView>(source, "/keys"),
-    adminJson<{ data: UsageRow[] }>(source, `/usage?by=key&${range}`),
-    adminJson<{ data: UsageRow[] }>(source, `/usage?by=model&${range}`),
-  ]);
-  return { records, keys, byKey: byKey.data, byModel: byModel.data };
-}
-
-/** Every item of a paged admin listing. */
-async function listAll<T>(source: AccountingSource, path: string): Promise<T[]> {
-  const items: T[] = [];
-  let cursor: string | null = null;
-  do {
-    const page: { data: T[]; next_cursor: string | null } = await adminJson(
-      source,
-      `${path}${path.includes("?") ? "&" : "?"}limit=500${
-        cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""
-      }`,
-    );
-    items.push(...page.data);
-    cursor = page.next_cursor;
-  } while (cursor);
-  return items;
-}
-
-async function adminJson<T>(source: AccountingSource, path: string): Promise<T> {
-  const response = await source.admin("GET", path);
-  const body = await response.json();
-  assertEquals(response.status, 200, `GET ${path}: ${JSON.stringify(body)}`);
-  return body as T;
+  assertEquals(sorted(aggregates), sorted(fromRecords), `aggregates ${what}`);
 }
 
 function groupBy<T>(items: T[], by: (item: T) => string): Map<string, T[]> {
@@ -301,6 +255,10 @@ function groupBy<T>(items: T[], by: (item: T) => string): Map<string, T[]> {
     else groups.set(key, [item]);
   }
   return groups;
+}
+
+function countBy<T>(items: T[], by: (item: T) => string): Record<string, number> {
+  return Object.fromEntries([...groupBy(items, by)].map(([key, list]) => [key, list.length]));
 }
 
 function sum<T>(items: T[], value: (item: T) => number): number {
