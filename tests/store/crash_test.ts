@@ -111,7 +111,7 @@ backends:
       await admitted.body?.cancel();
       // 5 finished before the kill, 20 in flight at it (may be lost), 1 after it.
       const lost = { answered: 26, mayBeLost: 20 };
-      await checkAccounting({ ...reopened, now: () => Date.now() + offset }, {
+      await checkAccounting({ admin: reopened.admin, now: () => Date.now() + offset }, {
         keys: { [created.record.id]: lost },
         backends: { up: { ...lost, answered: fake.requests.filter((r) => r.body).length } },
       });

@@ -182,6 +182,7 @@ class SoakRun {
       await this.round(round, urls, round === Math.floor(pair / 2));
       if (round === Math.floor((2 * pair) / 3)) this.backends.flaky.restore();
     }
+    // The process serves alone: the pair first gives back its leases (after 1 s without requests).
     const ids = this.keys.map((k) => k.id);
     await waitFor(async () => (await heldLeases(kv, ids, Date.now())).length === 0, 20_000);
     for (; round < pair + process; round++) await this.round(round, [doomed.url], false);
@@ -191,6 +192,7 @@ class SoakRun {
     await doomed.stop("SIGKILL");
     await Promise.all(dying.map((held) => held.ended));
     for (const { key } of dying) key.mayBeLost = (key.mayBeLost ?? 0) + 1;
+    // The pair serves again, while the dead process's leases still count until they expire.
     const roomy = this.keys.filter((k) => k.roomy);
     const lasting = await this.hold(urls[0], roomy, Math.ceil(this.size.inFlight / 2));
     for (; round < pair + process + after; round++) await this.round(round, urls, false);
