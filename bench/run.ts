@@ -3,9 +3,9 @@
  * one machine, with every process started here and stopped at the end, plus the routing case
  * (bench/routing_case.ts). Prints a markdown table and writes it (and JSON) under
  * bench/results/. Flags: --only a,b (cases: throughput, streaming, isolation, cpu, flood,
- * limits, keys, models, memory, soak, routing), --seconds N (per load case, default 5), --soak-chunks N
- * (chunks per soak stream, default 4000), --keys N (stored keys for the key-count case, default
- * 100000), --streams N (default 1000).
+ * limits, keys, models, memory, soak, routing, accounting), --seconds N (per load case, default
+ * 5), --soak-chunks N (chunks per soak stream, default 4000), --keys N (stored keys for the
+ * key-count case, default 100000), --streams N (default 1000).
  */
 import { parseArgs } from "node:util";
 import {
@@ -23,6 +23,7 @@ import { startModelGate } from "./modelgate.ts";
 import { routingCase } from "./routing_case.ts";
 import { startRedis } from "../tests/fakes/redis_server.ts";
 import { streamSoak } from "./soak.ts";
+import { accountingSoak } from "./accounting_soak.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -139,6 +140,7 @@ try {
       readGapMs: 5,
     });
   }
+  if (runs("accounting")) report.accounting = await accountingSoak({ out, budget });
 
   out();
   out("## Budget");

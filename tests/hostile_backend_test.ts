@@ -3,6 +3,7 @@ import OpenAI from "openai";
 import { assert, assertEquals } from "./assert.ts";
 import { type HostileBackend, startHostileBackend } from "./fakes/hostile_backend.ts";
 import { readSse, startTestGateway, type TestGateway, waitFor } from "./helpers.ts";
+import { checkAccounting } from "./store/invariant.ts";
 
 const MIB = 1024 * 1024;
 
@@ -125,6 +126,7 @@ Deno.test("hostile backend: absurd or inconsistent usage numbers never reach the
       keyView.usage.used_tokens,
       records.reduce((sum, r) => sum + Number(r.total_tokens), 0),
     );
+    await checkAccounting(gateway, { keys: { [id]: { answered: 4 } } });
   });
 });
 

@@ -2,6 +2,7 @@ import { assert, assertEquals, assertRejects } from "./assert.ts";
 import OpenAI from "openai";
 import { startFakeOpenAi } from "./fakes/openai_backend.ts";
 import { startTestGateway, type TestGateway, waitFor } from "./helpers.ts";
+import { checkAccounting } from "./store/invariant.ts";
 
 const ask = (client: OpenAI, model = "gpt-test") =>
   client.chat.completions.create({ model, messages: [{ role: "user", content: "hello there" }] });
@@ -183,6 +184,10 @@ Deno.test("keys: 100 parallel requests against a quota covering 10 never overspe
     );
     assertEquals(view.usage.reserved_tokens, 0);
     assert(view.usage.used_tokens <= perRequest * 10, "the quota is never overspent");
+    await checkAccounting(gateway, {
+      keys: { [id]: { answered: admitted, overrun: 0 } },
+      backends: { up: { answered: fake.requests.length } },
+    });
   });
 });
 

@@ -4,6 +4,7 @@ import { assert, assertEquals } from "./assert.ts";
 import { startFakeOllama } from "./fakes/ollama_backend.ts";
 import { DEFAULT_REPLY, startFakeOpenAi } from "./fakes/openai_backend.ts";
 import { startTestGateway, type TestGateway, waitFor } from "./helpers.ts";
+import { checkAccounting } from "./store/invariant.ts";
 
 type Fakes = {
   ollama: Awaited<ReturnType<typeof startFakeOllama>>;
@@ -221,5 +222,6 @@ Deno.test("ollama API: failed and cancelled streams end as Ollama does and are b
     for (const record of await ledger(gateway, id)) {
       assert(Number(record.total_tokens) > 0, "a cut stream is charged its estimate");
     }
+    await checkAccounting(gateway, { keys: { [id]: { answered: 3 } } });
   });
 });

@@ -2,6 +2,7 @@
 import { assert, assertEquals } from "./assert.ts";
 import { startFakeOpenAi } from "./fakes/openai_backend.ts";
 import { startTestGateway, type TestGateway } from "./helpers.ts";
+import { checkAccounting } from "./store/invariant.ts";
 
 async function withGateway(fn: (gateway: TestGateway, requests: () => number) => Promise<void>) {
   const fake = await startFakeOpenAi({ models: ["gpt-test", "embed-test"] });
@@ -41,7 +42,7 @@ const messages = [{ role: "user", content: "hi" }];
 
 Deno.test("quota: n answers and prompt lists reserve every answer they may produce", async () => {
   await withGateway(async (gateway, upstream) => {
-    const { key } = await gateway.createKey({ quota_tokens: 1000 });
+    const { key, id } = await gateway.createKey({ quota_tokens: 1000 });
     const many = await post(gateway, "/chat/completions", key, {
       model: "gpt-test",
       messages,
@@ -80,12 +81,13 @@ Deno.test("quota: n answers and prompt lists reserve every answer they may produ
       n: 0,
     });
     assertEquals([badN.status, badN.body.error.param], [400, "n"]);
+    await checkAccounting(gateway, { keys: { [id]: { answered: 1, overrun: 0 } } });
   });
 });
 
 Deno.test("quota: a key at or over its quota is refused whatever its request would cost", async () => {
   await withGateway(async (gateway, upstream) => {
-    const { key } = await gateway.createKey({ quota_tokens: 10 });
+    const { key, id } = await gateway.createKey({ quota_tokens: 10 });
     // Estimated at 6 tokens, charged 12 as the backend reports: the key ends over its quota.
     const over = await post(gateway, "/embeddings", key, {
       model: "embed-test",
@@ -105,6 +107,7 @@ Deno.test("quota: a key at or over its quota is refused whatever its request wou
       assertEquals(empty.body.error.code, "insufficient_quota");
     }
     assertEquals(upstream(), sent);
+    await checkAccounting(gateway, { keys: { [id]: { answered: 1 } } });
   });
 });
 
@@ -127,5 +130,6 @@ Deno.test("quota: aliases and fallbacks are priced and aggregated as the model t
     const usage = await (await gateway.admin("GET", "/usage?by=model")).json();
     assertEquals(usage.data.map((row: { subject: string }) => row.subject), ["gpt-test"]);
     assertEquals(usage.data[0].requests, 4);
+    await checkAccounting(gateway, { keys: { [id]: { answered: 4 } } });
   });
 });

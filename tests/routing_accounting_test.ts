@@ -3,6 +3,7 @@ import OpenAI from "openai";
 import { assert, assertEquals } from "./assert.ts";
 import { ask, entry, type Fleet, withFleet } from "./fakes/fleet.ts";
 import { waitFor } from "./helpers.ts";
+import { checkAccounting } from "./store/invariant.ts";
 
 /** The key's ledger records (newest first) once `count` are written. */
 async function ledger(fleet: Fleet, id: string, count: number) {
@@ -66,6 +67,7 @@ groups:
       backends.a.release();
       backends.b.release();
       await Promise.all(holders);
+      await checkAccounting(gateway, { keys: { [id]: { answered: 2, overrun: 0 } } });
     },
   );
 });
@@ -89,6 +91,10 @@ Deno.test("accounting: all attempts failing is recorded once, with the last back
         0,
       ]);
       assertEquals((await usageOf(fleet, id)).used_tokens, 0);
+      await checkAccounting(gateway, {
+        keys: { [id]: { answered: 1 } },
+        backends: { a: { answered: 0 }, b: { answered: 1 } },
+      });
     },
   );
 });

@@ -125,7 +125,12 @@ export class QuotaBroker {
     for (const [dimension, dimensionDay, limit, amount, reason] of wanted) {
       if (limit === null) continue;
       const block = this.#block({ keyId: key.id, dimension, day: dimensionDay }, limit, now);
-      if (!(await this.#take(block, amount))) {
+      // A reservation KV fails half-way through gives back the budgets it had taken.
+      const taken = await this.#take(block, amount).catch((err) => {
+        this.#undo(reservation);
+        throw err;
+      });
+      if (!taken) {
         this.#undo(reservation);
         return { ok: false, reason };
       }

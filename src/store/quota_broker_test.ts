@@ -333,3 +333,28 @@ Deno.test("QuotaBroker: an instance cut off past the TTL finds its lease taken a
     kv.close();
   }
 });
+
+Deno.test("QuotaBroker: a reservation KV fails half-way through gives back the budgets it had taken", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const now = () => Date.parse("2026-11-24T12:00:00Z");
+  const broker = new QuotaBroker({ kv, now, log: silentLogger, autoFlush: false });
+  try {
+    const k = key({ quota_tokens: 1_000_000, daily_requests: 10 });
+    const first = await broker.reserve(k, 10);
+    assert(first.ok);
+    broker.settle(first.reservation, 10);
+    // The lifetime lease holds 5% of the quota; today's request lease only the request it served.
+    kv.close();
+    const failed = await broker.reserve(k, 10).then(() => null, (err: Error) => err);
+    assert(failed instanceof Error, "today's lease cannot grow while KV is away");
+    // Without KV, only what the lifetime lease holds can be reserved: all of it, if nothing leaked.
+    const rest = await broker.reserve(key({ quota_tokens: 1_000_000 }), 50_000 - 10)
+      .catch((err: Error) => ({ ok: false, error: err.message }));
+    assert(
+      rest.ok,
+      `the failed reservation still holds part of the lease: ${JSON.stringify(rest)}`,
+    );
+  } finally {
+    await broker.close().catch(() => {});
+  }
+});

@@ -1,6 +1,7 @@
 /**
  * The gateway as its own process (`main.ts serve`), for what only a process shows: its memory,
- * its file descriptors, whether it is still alive. Listens on a free loopback port, KV in memory.
+ * its file descriptors, whether it is still alive, what a `kill -9` leaves behind. Listens on a
+ * free loopback port; KV in memory unless a file is given.
  */
 import { ADMIN_KEY } from "../helpers.ts";
 
@@ -16,17 +17,19 @@ export interface GatewayProcess {
   rssKiB(): Promise<number>;
   /** Whether the process has not exited. */
   alive(): boolean;
-  /** Stops it with SIGTERM and waits for its exit code. */
-  stop(): Promise<number>;
+  /** Stops it with SIGTERM (or kills it with SIGKILL) and waits for its exit code. */
+  stop(signal?: "SIGTERM" | "SIGKILL"): Promise<number>;
 }
 
 /** Options for {@linkcode startGatewayProcess}. */
 export interface GatewayProcessOptions {
   /** Soft and hard limit of open file descriptors (`prlimit --nofile`). */
   nofile?: number;
+  /** A KV file (shared with other instances); in memory by default. */
+  kv?: string;
 }
 
-/** Starts `main.ts serve` with the YAML given (plus host, port 0, admin key, KV in memory). */
+/** Starts `main.ts serve` with the YAML given (plus host, port 0, admin key, KV). */
 export async function startGatewayProcess(
   yaml: string,
   options: GatewayProcessOptions = {},
@@ -34,7 +37,9 @@ export async function startGatewayProcess(
   const config = await Deno.makeTempFile({ suffix: ".yaml" });
   await Deno.writeTextFile(
     config,
-    `server:\n  host: 127.0.0.1\n  port: 0\nadmin:\n  api_key: ${ADMIN_KEY}\nstorage:\n  kv: ":memory:"\n${yaml}`,
+    `server:\n  host: 127.0.0.1\n  port: 0\nadmin:\n  api_key: ${ADMIN_KEY}\nstorage:\n  kv: ${
+      JSON.stringify(options.kv ?? ":memory:")
+    }\n${yaml}`,
   );
   const deno = [Deno.execPath(), "run", "--allow-all", MAIN, "serve", "--config", config];
   const [command, ...args] = options.nofile
@@ -56,8 +61,8 @@ export async function startGatewayProcess(
     }
     listening.reject(new Error(`the gateway exited before listening:\n${logs.join("\n")}`));
   })();
-  const stop = async () => {
-    if (!exited) child.kill("SIGTERM");
+  const stop = async (signal: "SIGTERM" | "SIGKILL" = "SIGTERM") => {
+    if (!exited) child.kill(signal);
     const { code } = await status;
     await reading;
     await Deno.remove(config).catch(() => {});

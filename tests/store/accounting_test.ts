@@ -1,6 +1,7 @@
 import { assert, assertEquals } from "../assert.ts";
 import { startFakeOpenAi } from "../fakes/openai_backend.ts";
 import { startTestGateway, type TestGateway, waitFor } from "../helpers.ts";
+import { checkAccounting } from "./invariant.ts";
 
 /** Runs `work` over `items`, at most `limit` at a time. */
 async function inParallel<T>(items: T[], limit: number, work: (item: T) => Promise<void>) {
@@ -75,6 +76,10 @@ backends:
       assertEquals(aggregates.get(id)?.prompt_tokens, fromRecords.prompt);
     });
     assertEquals(records.filter((r) => keys.some((k) => k.id === r.key_id)).length, 1000);
+    await checkAccounting(gateway, {
+      keys: Object.fromEntries(keys.map(({ id }) => [id, { answered: 1, overrun: 0 }])),
+      backends: { up: { answered: fake.requests.filter((r) => r.method === "POST").length } },
+    });
   } finally {
     await gateway.shutdown();
     await fake.close();

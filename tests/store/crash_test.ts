@@ -1,6 +1,7 @@
 import { assert, assertEquals } from "../assert.ts";
 import { startFakeOpenAi } from "../fakes/openai_backend.ts";
 import { ADMIN_KEY, startTestGateway, waitFor } from "../helpers.ts";
+import { checkAccounting } from "./invariant.ts";
 
 /** `main.ts serve` in a child process, with its URL read from the start-up log line. */
 async function startChild(configPath: string) {
@@ -108,6 +109,12 @@ backends:
       const admitted = await big(created.key);
       assertEquals(admitted.status, 200, "the dead instance's lease has expired");
       await admitted.body?.cancel();
+      // 5 finished before the kill, 20 in flight at it (may be lost), 1 after it.
+      const lost = { answered: 26, mayBeLost: 20 };
+      await checkAccounting({ admin: reopened.admin, now: () => Date.now() + offset }, {
+        keys: { [created.record.id]: lost },
+        backends: { up: { ...lost, answered: fake.requests.filter((r) => r.body).length } },
+      });
     } finally {
       await reopened.shutdown();
     }

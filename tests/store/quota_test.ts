@@ -1,6 +1,7 @@
 import { assert, assertEquals } from "../assert.ts";
 import { startFakeOpenAi } from "../fakes/openai_backend.ts";
 import { startTestGateway, waitFor } from "../helpers.ts";
+import { checkAccounting } from "./invariant.ts";
 
 Deno.test("quota: key reset-usage zeroes usage and frees reservations; a request in flight is charged to the fresh quota", async () => {
   const fake = await startFakeOpenAi({ models: ["gpt-test", "slow-stream"] });
@@ -27,6 +28,7 @@ backends:
     assert(before.usage.used_tokens > 0);
     assert(before.usage.reserved_tokens >= 4000, JSON.stringify(before.usage));
 
+    const resetAt = Date.now();
     const reset = await gateway.admin("POST", `/keys/${id}/reset-usage`);
     assertEquals(reset.status, 200);
     const after = (await reset.json()).usage;
@@ -51,6 +53,7 @@ backends:
       max_tokens: rest,
     });
     assert(big.choices.length === 1, "the fresh quota is available, minus what was charged");
+    await checkAccounting(gateway, { keys: { [id]: { answered: 3, resetAt } } });
   } finally {
     await gateway.shutdown();
     await fake.close();
