@@ -4,35 +4,9 @@ import { Metrics } from "../metrics.ts";
 import { queryUsage } from "./aggregates.ts";
 import { Ledger } from "./ledger.ts";
 import type { UsageRecord } from "./model.ts";
+import { usageRecord } from "../../tests/fixtures/usage_record.ts";
 
 const HOUR = Date.parse("2026-11-24T10:00:00Z");
-
-function usageRecord(keyId: string, i: number, fields: Partial<UsageRecord> = {}): UsageRecord {
-  return {
-    request_id: `req_${keyId}_${i}`,
-    time: new Date(HOUR + i).toISOString(),
-    key_id: keyId,
-    key_group: "default",
-    model: "gpt-test",
-    requested_model: "gpt-test",
-    backend: "up",
-    endpoint: "chat",
-    stream: false,
-    status: 200,
-    outcome: "completed",
-    prompt_tokens: 10 + i,
-    completion_tokens: 5,
-    total_tokens: 15 + i,
-    latency_ms: 3,
-    ttft_ms: null,
-    client_ip: "127.0.0.1",
-    cost: 0.000015,
-    usage_reported: true,
-    attempts: 1,
-    queued_ms: 0,
-    ...fields,
-  };
-}
 
 /** Sums of prompt tokens per key, from the raw records and from the hourly aggregates. */
 async function totals(kv: Deno.Kv) {

@@ -16,7 +16,7 @@ import { LogGate } from "../log_gate.ts";
 import type { Logger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
 import { safeAmount } from "./amount.ts";
-import type { KvWrite } from "./kv_batch.ts";
+import { kvCounter, type KvWrite } from "./kv_batch.ts";
 import { commitWrites } from "./kv_commit.ts";
 import { type BudgetDimension, budgetKey } from "./kv_keys.ts";
 import { type Block, LeaseKeeper, newBlock, utcDay } from "./lease_keeper.ts";
@@ -269,7 +269,10 @@ export class QuotaBroker {
       items.push({
         dimension: block.dimension,
         sets: [],
-        sums: [[budgetKey(block.keyId, block.dimension, block.day, "used"), BigInt(pending)]],
+        sums: [{
+          counter: kvCounter(budgetKey(block.keyId, block.dimension, block.day, "used")),
+          amount: pending,
+        }],
         apply: () => {
           block.pending -= pending;
           block.total = Math.max(0, block.total - pending);
@@ -281,7 +284,10 @@ export class QuotaBroker {
       items.push({
         dimension: entry.dimension,
         sets: [],
-        sums: [[budgetKey(entry.keyId, entry.dimension, entry.day, "used"), BigInt(amount)]],
+        sums: [{
+          counter: kvCounter(budgetKey(entry.keyId, entry.dimension, entry.day, "used")),
+          amount,
+        }],
         apply: () => {
           entry.amount -= amount;
           if (entry.amount === 0) this.#untracked.delete(id);
@@ -293,14 +299,14 @@ export class QuotaBroker {
       committed: (done) => done.forEach((item) => item.apply()),
       rejected: (item, error) => {
         item.apply();
-        const amount = Number(item.sums[0][1]);
+        const { counter, amount } = item.sums[0];
         this.#metrics.inc(
           "modelgate_quota_usage_dropped_total",
           { dimension: item.dimension },
           amount,
         );
         this.#log.error("KV refused a usage counter; that usage is not counted", {
-          counter: JSON.stringify(item.sums[0][0]),
+          counter: counter.id,
           amount,
           error: error.message,
         });
