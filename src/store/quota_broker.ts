@@ -19,7 +19,8 @@ import { safeAmount } from "./amount.ts";
 import { kvCounter, type KvWrite } from "./kv_batch.ts";
 import { commitWrites } from "./kv_commit.ts";
 import { type BudgetDimension, budgetKey } from "./kv_keys.ts";
-import { type Block, LeaseKeeper, newBlock, utcDay } from "./lease_keeper.ts";
+import { BudgetIndex, DIMENSIONS, type KeyBudgets } from "./key_budgets.ts";
+import { type Block, LeaseKeeper, utcDay, UtcDayCache, whenIdle } from "./lease_keeper.ts";
 import type { KeyRecord } from "./model.ts";
 import { clearLegacyReservations, sweepOldDays } from "./quota_housekeeping.ts";
 import type { BudgetRef } from "./quota_lease.ts";
@@ -33,7 +34,10 @@ export type QuotaRefusal = "quota" | "daily_tokens" | "daily_requests";
 export interface Reservation {
   keyId: string;
   day: string;
-  needs: { block: Block; need: number; unit: "tokens" | "requests" }[];
+  /** What it took from each block. */
+  needs: { block: Block; need: number }[];
+  /** The key's budgets when it was made: the dimensions without a block only count usage. */
+  budgets: KeyBudgets;
 }
 
 /** Result of {@linkcode QuotaBroker.reserve}. */
@@ -61,7 +65,8 @@ export interface QuotaBrokerOptions {
   instanceId?: string;
 }
 
-const DIMENSIONS = ["tokens", "day_tokens", "day_requests"] as const;
+/** Why a reservation is refused, per dimension of {@linkcode DIMENSIONS}. */
+const REFUSALS: readonly QuotaRefusal[] = ["quota", "daily_tokens", "daily_requests"];
 
 /** Reserves quota in memory from leases taken atomically in KV, and writes usage back. */
 export class QuotaBroker {
@@ -73,6 +78,8 @@ export class QuotaBroker {
   #metrics: Metrics;
   #keeper: LeaseKeeper;
   #blocks = new Map<string, Block>();
+  #budgets = new BudgetIndex(this.#blocks);
+  #today = new UtcDayCache();
   /** Usage of keys without a budget in a dimension: only `used` grows. */
   #untracked = new Map<string, BudgetRef & { amount: number }>();
   #timer: ReturnType<typeof setInterval> | null = null;
@@ -111,28 +118,44 @@ export class QuotaBroker {
     }
   }
 
-  /** Reserves `tokens` (and one request) for a request of `key`. */
-  async reserve(key: KeyRecord, tokens: number): Promise<ReserveResult> {
+  /**
+   * Reserves `tokens` (and one request) for a request of `key`. Synchronous while the blocks hold
+   * enough and no lease change is under way (nearly always); a promise when a lease must grow.
+   */
+  reserve(key: KeyRecord, tokens: number): ReserveResult | Promise<ReserveResult> {
     const now = this.#now();
-    const day = utcDay(now);
-    const need = safeAmount(tokens);
-    const wanted: [BudgetDimension, string | null, number | null, number, QuotaRefusal][] = [
-      ["tokens", null, key.quota_tokens, need, "quota"],
-      ["day_tokens", day, key.daily_tokens, need, "daily_tokens"],
-      ["day_requests", day, key.daily_requests, 1, "daily_requests"],
-    ];
-    const reservation: Reservation = { keyId: key.id, day, needs: [] };
-    for (const [dimension, dimensionDay, limit, amount, reason] of wanted) {
-      if (limit === null) continue;
-      const block = this.#block({ keyId: key.id, dimension, day: dimensionDay }, limit, now);
-      if (!(await this.#take(block, amount))) {
-        this.#undo(reservation);
-        return { ok: false, reason };
+    const day = this.#today.of(now);
+    const budgets = this.#budgets.of(key, day, now);
+    const reservation: Reservation = { keyId: key.id, day, needs: [], budgets };
+    return this.#reserveFrom(reservation, 0, safeAmount(tokens));
+  }
+
+  /** Takes from the blocks of dimension `from` on; waits only for a block that must grow. */
+  #reserveFrom(
+    reservation: Reservation,
+    from: number,
+    tokens: number,
+  ): ReserveResult | Promise<ReserveResult> {
+    const blocks = reservation.budgets.blocks;
+    for (let i = from; i < blocks.length; i++) {
+      const block = blocks[i];
+      if (block === null) continue;
+      const need = DIMENSIONS[i] === "day_requests" ? 1 : tokens;
+      if (block.queued === 0 && block.total - block.inFlight - block.pending >= need) {
+        block.inFlight += need;
+        reservation.needs.push({ block, need });
+        continue;
       }
-      reservation.needs.push({
-        block,
-        need: amount,
-        unit: dimension === "day_requests" ? "requests" : "tokens",
+      return this.#take(block, need).then((taken) => {
+        if (!taken) {
+          this.#undo(reservation);
+          return { ok: false, reason: REFUSALS[i] };
+        }
+        reservation.needs.push({ block, need });
+        return this.#reserveFrom(reservation, i + 1, tokens);
+      }, (err) => {
+        this.#undo(reservation);
+        throw err;
       });
     }
     return { ok: true, reservation };
@@ -141,25 +164,23 @@ export class QuotaBroker {
   /** Settles a reservation with real usage; written to KV with the next flush. */
   settle(reservation: Reservation, totalTokens: number): void {
     const tokens = safeAmount(totalTokens);
-    const used: Record<BudgetDimension, number> = {
-      tokens,
-      day_tokens: tokens,
-      day_requests: 1,
-    };
-    const covered = new Set<BudgetDimension>();
     for (const { block, need } of reservation.needs) {
       block.inFlight -= need;
-      block.pending += used[block.dimension];
-      covered.add(block.dimension);
+      block.pending += block.dimension === "day_requests" ? 1 : tokens;
     }
-    for (const dimension of DIMENSIONS) {
-      if (covered.has(dimension) || used[dimension] === 0) continue;
-      const day = dimension === "tokens" ? null : reservation.day;
-      const id = `${reservation.keyId}|${dimension}|${day}`;
-      const entry = this.#untracked.get(id) ??
-        { keyId: reservation.keyId, dimension, day, amount: 0 };
-      entry.amount += used[dimension];
-      this.#untracked.set(id, entry);
+    const { blocks, ids } = reservation.budgets;
+    for (let i = 0; i < blocks.length; i++) {
+      if (blocks[i] !== null) continue;
+      const dimension = DIMENSIONS[i];
+      const used = dimension === "day_requests" ? 1 : tokens;
+      if (used === 0) continue;
+      let entry = this.#untracked.get(ids[i]);
+      if (entry === undefined) {
+        const day = dimension === "tokens" ? null : reservation.day;
+        entry = { keyId: reservation.keyId, dimension, day, amount: 0 };
+        this.#untracked.set(ids[i], entry);
+      }
+      entry.amount += used;
     }
   }
 
@@ -201,29 +222,15 @@ export class QuotaBroker {
     await this.#keeper.maintain(this.#blocks, this.#now(), true);
   }
 
-  #block(ref: BudgetRef, limit: number, now: number): Block {
-    const id = `${ref.keyId}|${ref.dimension}|${ref.day}`;
-    let block = this.#blocks.get(id);
-    if (!block) {
-      block = newBlock(ref, limit, now);
-      this.#blocks.set(id, block);
-    }
-    block.limit = limit;
-    block.lastUsed = now;
-    return block;
-  }
-
   /** Takes `need` from the block, growing the lease first when it holds too little. */
   #take(block: Block, need: number): Promise<boolean> {
-    const run = block.lock.then(async () => {
+    return whenIdle(block, async () => {
       if (block.total - block.inFlight - block.pending < need) {
         if (!(await this.#keeper.grow(block, need))) return false;
       }
       block.inFlight += need;
       return true;
     });
-    block.lock = run.catch(() => {});
-    return run;
   }
 
   #undo(reservation: Reservation): void {
