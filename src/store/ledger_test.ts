@@ -188,3 +188,21 @@ Deno.test("Ledger: while KV fails, records stay queued; close() gives up after i
   await ledger.close();
   assertEquals(metrics.value("modelgate_ledger_dropped_total", { reason: "shutdown" }), 50);
 });
+
+Deno.test("Ledger: a flush of 400 records of 10 keys is one atomic operation", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const ledger = new Ledger({ kv, retentionDays: 1, log: silentLogger, autoFlush: false });
+  try {
+    for (let i = 0; i < 400; i++) ledger.record(usageRecord(`key_${i % 10}`, i));
+    await ledger.flush();
+    // Every atomic operation of a flush sets one short-lived commit marker (kv_commit.ts).
+    let operations = 0;
+    for await (const _ of kv.list({ prefix: ["meta", "commit"] })) operations++;
+    assertEquals(operations, 1);
+    const { fromRecords } = await totals(kv);
+    assertEquals(fromRecords.get("key_3")?.records, 40);
+  } finally {
+    await ledger.close();
+    kv.close();
+  }
+});
