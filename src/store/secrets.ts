@@ -1,8 +1,6 @@
 /** API key material: generation, hashing, ids. */
 import { createHash } from "node:crypto";
 
-const encoder = new TextEncoder();
-
 function base64url(bytes: Uint8Array): string {
   let text = "";
   for (const byte of bytes) text += String.fromCharCode(byte);
@@ -15,11 +13,12 @@ export function generateApiKey(): string {
 }
 
 /**
- * SHA-256 hex of a key. Synchronous node:crypto: measured about 4x the per-request throughput
- * of crypto.subtle.digest, which matters on the auth path of every request.
+ * SHA-256 hex of a key's UTF-8 bytes. Synchronous node:crypto: measured about 4x the per-request
+ * throughput of crypto.subtle.digest, which matters on the auth path of every request; handing it
+ * the string (it encodes UTF-8 itself) saves a TextEncoder copy per request.
  */
 export function hashApiKey(plaintext: string): string {
-  return createHash("sha256").update(encoder.encode(plaintext)).digest("hex");
+  return createHash("sha256").update(plaintext, "utf8").digest("hex");
 }
 
 /** What listings show of a key: enough to recognise it, far too little to use it. */

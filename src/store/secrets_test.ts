@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "../../tests/assert.ts";
-import { timeOrderedId } from "./secrets.ts";
+import { hashApiKey, timeOrderedId } from "./secrets.ts";
 
 Deno.test("timeOrderedId() sorts by time, is unique within a millisecond, ends in 6 base64url characters", () => {
   const start = Date.parse("2026-11-24T10:00:00Z");
@@ -17,4 +17,13 @@ Deno.test("timeOrderedId() sorts by time, is unique within a millisecond, ends i
   // The random part covers the whole alphabet (it is not stuck on a few characters).
   const seen = new Set(ids.flatMap((id) => [...id.slice(13)]));
   assert(seen.size === 64, `${seen.size} of 64 characters`);
+});
+
+Deno.test("hashApiKey() is the SHA-256 hex of the key's UTF-8 bytes, whatever characters it holds", async () => {
+  const encoder = new TextEncoder();
+  for (const plaintext of ["mg-abc_-09", "é\u00ff\u0080", "🙂x", "a\ud800b", "\u0000"]) {
+    const digest = await crypto.subtle.digest("SHA-256", encoder.encode(plaintext));
+    const hex = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+    assertEquals(hashApiKey(plaintext), hex, JSON.stringify(plaintext));
+  }
 });
