@@ -38,7 +38,7 @@ export interface Block extends BudgetRef {
   queued: number;
   /** The key was deleted: its usage is no longer written. */
   deleted: boolean;
-  /** Dropped from the broker's blocks (idle and of a past day, or deleted): never used again. */
+  /** Dropped from the broker's blocks (idle, without a lease): never used again. */
   retired: boolean;
 }
 
@@ -209,10 +209,9 @@ export class LeaseKeeper {
    * Shrinks what each block holds to its requests in flight plus 5% of the budget (nothing when
    * idle or `all`), then rewrites the leases that are due for renewal, that hold more than that
    * in KV, or that are to be returned. Batched; a budget whose version moved is read again and
-   * retried.
+   * retried. Idle blocks without a lease are dropped from `blocks`.
    */
   async maintain(blocks: Map<string, Block>, now: number, all: boolean): Promise<void> {
-    const today = utcDay(now);
     const due: { block: Block; write: LeaseWrite }[] = [];
     for (const [id, block] of blocks) {
       const needed = block.inFlight + block.pending;
@@ -224,7 +223,9 @@ export class LeaseKeeper {
         if (all || renew || block.total === 0 || block.written > needed + cap) {
           due.push({ block, write: { budget: block, amount: block.total, stamp: block.stamp } });
         }
-      } else if (idle && (block.deleted || (block.day !== null && block.day < today))) {
+      } else if (idle && block.queued === 0) {
+        // It holds nothing and nothing waits on it: a new request makes it again (and would have
+        // to grow its lease anyway), so the blocks kept follow the keys in use, not all keys.
         blocks.delete(id);
         block.retired = true;
       }

@@ -118,6 +118,11 @@ export class QuotaBroker {
     }
   }
 
+  /** Budgets this instance keeps in memory: those of keys in use or holding a lease. */
+  get budgetsHeld(): number {
+    return this.#blocks.size;
+  }
+
   /**
    * Reserves `tokens` (and one request) for a request of `key`. Synchronous while the blocks hold
    * enough and no lease change is under way (nearly always); a promise when a lease must grow.

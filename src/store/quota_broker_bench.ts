@@ -37,3 +37,29 @@ Deno.bench({
     await broker.flush();
   },
 });
+
+// 100,000 keys that each sent one request a while ago: the tick's upkeep must not grow with them.
+const idleKv = await Deno.openKv(":memory:");
+let idleClock = Date.parse("2026-11-24T12:00:00Z");
+const idleBroker = new QuotaBroker({
+  kv: idleKv,
+  now: () => idleClock,
+  log: silentLogger,
+  autoFlush: false,
+});
+for (let i = 0; i < 100_000; i++) {
+  const result = await idleBroker.reserve({ ...key, id: `key_${i}` }, 10);
+  if (result.ok) idleBroker.settle(result.reservation, 5);
+}
+for (let tick = 0; tick < 3; tick++) {
+  idleClock += 1000;
+  await idleBroker.flush();
+}
+
+Deno.bench({
+  name: "QuotaBroker: one flush tick after 100,000 keys went idle",
+  async fn() {
+    idleClock += 100;
+    await idleBroker.flush();
+  },
+});

@@ -405,3 +405,32 @@ Deno.test("QuotaBroker: when a key's limits change, usage moves between leased a
     kv.close();
   }
 });
+
+Deno.test("QuotaBroker: an idle key's budgets leave memory once its leases are returned; its next request is served as before", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const clock = { t: Date.parse("2026-11-24T12:00:00Z") };
+  const store = new KeyStore({ kv, now: () => clock.t });
+  const broker = manualBroker(kv, clock);
+  try {
+    const keys = [...Array(50).keys()].map((i) => key({ id: `key_${i}`, quota_tokens: 1000 }));
+    for (const k of keys) {
+      const [r] = await reserveAll(broker, k, 1, 100);
+      broker.settle(r, 40);
+    }
+    assertEquals(broker.budgetsHeld, 50);
+    await broker.flush();
+    clock.t += 1001;
+    await broker.flush(); // the idle leases are returned
+    await broker.flush(); // and the blocks holding nothing dropped
+    assertEquals(broker.budgetsHeld, 0);
+    const [again] = await reserveAll(broker, keys[7], 1, 100);
+    broker.settle(again, 60);
+    await broker.flush();
+    assertEquals(broker.budgetsHeld, 1);
+    assertEquals((await store.usage("key_7", utcDay(clock.t))).used_tokens, 100);
+    assertEquals((await store.usage("key_8", utcDay(clock.t))).used_tokens, 40);
+  } finally {
+    await broker.close();
+    kv.close();
+  }
+});
