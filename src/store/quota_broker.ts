@@ -22,7 +22,7 @@ import { type BudgetDimension, budgetKey } from "./kv_keys.ts";
 import { BudgetIndex, DIMENSIONS, type KeyBudgets } from "./key_budgets.ts";
 import { type Block, LeaseKeeper, utcDay, UtcDayCache, whenIdle } from "./lease_keeper.ts";
 import type { KeyRecord } from "./model.ts";
-import { clearLegacyReservations, sweepOldDays } from "./quota_housekeeping.ts";
+import { createHousekeeping } from "./quota_housekeeping.ts";
 import type { BudgetRef } from "./quota_lease.ts";
 
 export { utcDay };
@@ -84,8 +84,7 @@ export class QuotaBroker {
   #untracked = new Map<string, BudgetRef & { amount: number }>();
   #timer: ReturnType<typeof setInterval> | null = null;
   #flushing: Promise<void> | null = null;
-  #sweptDay = "";
-  #legacyCleared = false;
+  #housekeeping: (now: number) => void;
   #failureGate: LogGate;
 
   constructor(options: QuotaBrokerOptions) {
@@ -104,6 +103,7 @@ export class QuotaBroker {
       renewMs: options.renewMs ?? Math.floor(ttlMs / 3),
     });
     this.#failureGate = new LogGate(10_000, options.now);
+    this.#housekeeping = createHousekeeping(this.#kv, this.#log);
     this.#metrics.describe(
       "modelgate_quota_usage_dropped_total",
       "Usage KV refused to count, by budget dimension",
@@ -251,60 +251,24 @@ export class QuotaBroker {
     });
   }
 
-  /** Once a day, deletes old daily counters; once per start, legacy reservation counters. */
-  #housekeeping(now: number): void {
-    const today = utcDay(now);
-    const warn = (what: string) => (err: Error) => {
-      this.#log.warn(`${what} failed`, { error: err.message });
-    };
-    if (today !== this.#sweptDay) {
-      this.#sweptDay = today;
-      sweepOldDays(this.#kv, utcDay(now - 86_400_000)).catch(warn("sweeping old daily counters"));
-    }
-    if (!this.#legacyCleared) {
-      this.#legacyCleared = true;
-      clearLegacyReservations(this.#kv).then((count) => {
-        if (count > 0) {
-          this.#log.info("deleted reservation counters of an earlier version", { count });
-        }
-      }).catch(warn("deleting legacy reservation counters"));
-    }
-  }
-
   /** Adds pending usage to `used`: sums only, so it never conflicts with other instances. */
   async #writeUsage(): Promise<void> {
-    const items: (KvWrite & { apply: () => void; dimension: BudgetDimension })[] = [];
+    const items: UsageWrite[] = [];
     for (const block of this.#blocks.values()) {
       if (block.deleted) block.pending = 0;
       if (block.pending === 0) continue;
       const pending = block.pending;
-      items.push({
-        dimension: block.dimension,
-        sets: [],
-        sums: [{
-          counter: kvCounter(budgetKey(block.keyId, block.dimension, block.day, "used")),
-          amount: pending,
-        }],
-        apply: () => {
-          block.pending -= pending;
-          block.total = Math.max(0, block.total - pending);
-        },
-      });
+      items.push(usageWrite(block, pending, () => {
+        block.pending -= pending;
+        block.total = Math.max(0, block.total - pending);
+      }));
     }
     for (const [id, entry] of this.#untracked) {
       const amount = entry.amount;
-      items.push({
-        dimension: entry.dimension,
-        sets: [],
-        sums: [{
-          counter: kvCounter(budgetKey(entry.keyId, entry.dimension, entry.day, "used")),
-          amount,
-        }],
-        apply: () => {
-          entry.amount -= amount;
-          if (entry.amount === 0) this.#untracked.delete(id);
-        },
-      });
+      items.push(usageWrite(entry, amount, () => {
+        entry.amount -= amount;
+        if (entry.amount === 0) this.#untracked.delete(id);
+      }));
     }
     if (items.length === 0) return;
     const report = await commitWrites(this.#kv, items, {
@@ -335,4 +299,15 @@ export class QuotaBroker {
       });
     });
   }
+}
+
+/** Usage of one budget to add to its `used` counter, and what to do once it is written. */
+interface UsageWrite extends KvWrite {
+  dimension: BudgetDimension;
+  apply: () => void;
+}
+
+function usageWrite(budget: BudgetRef, amount: number, apply: () => void): UsageWrite {
+  const counter = kvCounter(budgetKey(budget.keyId, budget.dimension, budget.day, "used"));
+  return { dimension: budget.dimension, sets: [], sums: [{ counter, amount }], apply };
 }
