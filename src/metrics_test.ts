@@ -30,3 +30,42 @@ Deno.test("Metrics renders a labelled gauge with one series per label set, read 
   assert(text.includes('in_flight{backend="a"} 5'), text);
   assert(text.includes('in_flight{backend="b"} 0'), text);
 });
+
+Deno.test("Metrics: series kept from counter()/histogram() are those inc()/observe() record to", () => {
+  const metrics = new Metrics();
+  metrics.describe("requests_total", "Requests");
+  const requests = metrics.counter("requests_total", ["endpoint", "status"]);
+  const ok = requests.with("chat", "200");
+  const latency = metrics.histogram("latency_ms", ["endpoint"]).with("chat");
+  // Found but never recorded: not rendered (as with inc(), a series appears once it counts).
+  requests.with("chat", "500");
+  metrics.histogram("latency_ms", ["endpoint"]).with("embeddings");
+  metrics.counter("unused_total");
+  ok.inc();
+  ok.inc(2);
+  metrics.inc("requests_total", { endpoint: "chat", status: "200" });
+  metrics.inc("requests_total", { endpoint: 'a"b', status: "429" });
+  latency.observe(4);
+  metrics.observe("latency_ms", { endpoint: "chat" }, 30_000);
+  latency.observe(Number.POSITIVE_INFINITY);
+  assertEquals(ok.value, 4);
+  assertEquals(metrics.value("requests_total", { endpoint: "chat", status: "200" }), 4);
+  assertEquals(metrics.value("requests_total", { endpoint: "chat", status: "500" }), 0);
+  assertEquals(metrics.value("requests_total", { status: "200", endpoint: "chat" }), 0);
+  const buckets = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000];
+  assertEquals(
+    metrics.render(),
+    [
+      "# HELP requests_total Requests",
+      "# TYPE requests_total counter",
+      'requests_total{endpoint="chat",status="200"} 4',
+      'requests_total{endpoint="a\\"b",status="429"} 1',
+      "# TYPE latency_ms histogram",
+      ...buckets.map((le) => `latency_ms_bucket{endpoint="chat",le="${le}"} ${le < 30000 ? 1 : 2}`),
+      'latency_ms_bucket{endpoint="chat",le="+Inf"} 3',
+      'latency_ms_sum{endpoint="chat"} Infinity',
+      'latency_ms_count{endpoint="chat"} 3',
+      "",
+    ].join("\n"),
+  );
+});

@@ -1,4 +1,5 @@
 /** Usage aggregates per key and per model, by hour and day, kept with atomic sums. */
+import { type KvCounter, kvCounter, type KvSum } from "./kv_batch.ts";
 import { aggregateKey } from "./kv_keys.ts";
 import type { UsageRecord, UsageRow } from "./model.ts";
 
@@ -10,7 +11,6 @@ const METRICS = [
   "cost_micros",
   "latency_ms",
 ] as const;
-type Metric = typeof METRICS[number];
 
 /** Bucket names: `2026-11-24T10` for hours, `2026-11-24` for days. */
 export function bucketOf(period: "hour" | "day", ms: number): string {
@@ -18,31 +18,85 @@ export function bucketOf(period: "hour" | "day", ms: number): string {
   return period === "hour" ? iso.slice(0, 13) : iso.slice(0, 10);
 }
 
-/** The `.sum()` mutations one usage record adds to the aggregates. */
-export function aggregateMutations(record: UsageRecord): [Deno.KvKey, bigint][] {
-  const time = Date.parse(record.time);
-  const values: Record<Metric, number> = {
-    requests: 1,
-    prompt_tokens: record.prompt_tokens,
-    completion_tokens: record.completion_tokens,
-    errors: record.outcome === "completed" ? 0 : 1,
-    cost_micros: Math.round(record.cost * 1_000_000),
-    latency_ms: Math.round(record.latency_ms),
-  };
-  const out: [Deno.KvKey, bigint][] = [];
-  for (const period of ["hour", "day"] as const) {
-    const bucket = bucketOf(period, time);
-    for (const [dimension, subject] of [["key", record.key_id], ["model", record.model]] as const) {
-      for (const metric of METRICS) {
-        if (values[metric] <= 0) continue;
-        out.push([
-          aggregateKey(period, dimension, subject, bucket, metric),
-          BigInt(values[metric]),
-        ]);
-      }
-    }
+const HOUR_MS = 3_600_000;
+
+/** The counters of one subject (a key or a model) in one hour and its day, by metric. */
+interface SubjectCounters {
+  hour: KvCounter[];
+  day: KvCounter[];
+}
+
+/** The counters of one hour, built as subjects first appear in it. */
+interface HourCounters {
+  hour: string;
+  day: string;
+  key: Map<string, SubjectCounters>;
+  model: Map<string, SubjectCounters>;
+}
+
+/**
+ * The aggregate counters usage records add to, built once per subject and hour and shared by
+ * every record of that subject and hour: a record's sums then cost no keys, ids or sizes of their
+ * own. Bounded: two hours at most (records arrive in about the order they end), and at most
+ * `maxSubjects` per hour, beyond which the cache starts over.
+ */
+export class AggregateCounters {
+  #hours = new Map<number, HourCounters>();
+  #maxSubjects: number;
+
+  constructor(maxSubjects = 1024) {
+    this.#maxSubjects = maxSubjects;
   }
-  return out;
+
+  /**
+   * The sums one usage record adds to the aggregates, at `timeMs` (its `time`). Its counts must be
+   * whole numbers KV can take (the ledger clamps them first).
+   */
+  sums(record: UsageRecord, timeMs: number): KvSum[] {
+    const hour = this.#hour(timeMs);
+    const byKey = this.#subject(hour, "key", record.key_id);
+    const byModel = this.#subject(hour, "model", record.model);
+    const rows = [byKey.hour, byKey.day, byModel.hour, byModel.day];
+    // In the order of METRICS.
+    const amounts = [
+      1,
+      record.prompt_tokens,
+      record.completion_tokens,
+      record.outcome === "completed" ? 0 : 1,
+      Math.round(record.cost * 1_000_000),
+      Math.round(record.latency_ms),
+    ];
+    const sums: KvSum[] = [];
+    for (let metric = 0; metric < amounts.length; metric++) {
+      const amount = amounts[metric];
+      if (!(amount > 0)) continue;
+      for (const row of rows) sums.push({ counter: row[metric], amount });
+    }
+    return sums;
+  }
+
+  #hour(timeMs: number): HourCounters {
+    const index = Math.floor(timeMs / HOUR_MS);
+    let hour = this.#hours.get(index);
+    if (hour) return hour;
+    const name = bucketOf("hour", timeMs);
+    hour = { hour: name, day: name.slice(0, 10), key: new Map(), model: new Map() };
+    if (this.#hours.size >= 2) this.#hours.delete(this.#hours.keys().next().value!);
+    this.#hours.set(index, hour);
+    return hour;
+  }
+
+  #subject(hour: HourCounters, dimension: "key" | "model", subject: string): SubjectCounters {
+    const subjects = hour[dimension];
+    let counters = subjects.get(subject);
+    if (counters) return counters;
+    if (subjects.size >= this.#maxSubjects) subjects.clear();
+    const row = (period: "hour" | "day", bucket: string) =>
+      METRICS.map((metric) => kvCounter(aggregateKey(period, dimension, subject, bucket, metric)));
+    counters = { hour: row("hour", hour.hour), day: row("day", hour.day) };
+    subjects.set(subject, counters);
+    return counters;
+  }
 }
 
 /** What {@linkcode queryUsage} reports. */

@@ -30,10 +30,33 @@ export interface KvSet {
   expireIn?: number;
 }
 
+/**
+ * A KvU64 counter that items add to. Built once ({@linkcode kvCounter}) and shared by every item
+ * adding to it, so its identity and size are measured once, not per item.
+ */
+export interface KvCounter {
+  readonly key: Deno.KvKey;
+  /** {@linkcode keyId} of the key: sums to one counter are merged by it. */
+  readonly id: string;
+  /** {@linkcode keyBytes} of the key. */
+  readonly bytes: number;
+}
+
+/** A counter for `key`. */
+export function kvCounter(key: Deno.KvKey): KvCounter {
+  return { key, id: keyId(key), bytes: keyBytes(key) };
+}
+
+/** An addition to a counter: a whole number from 0 (exact up to `Number.MAX_SAFE_INTEGER`). */
+export interface KvSum {
+  counter: KvCounter;
+  amount: number;
+}
+
 /** What one item writes; it is committed whole or not at all. */
 export interface KvWrite {
   sets: KvSet[];
-  sums: [Deno.KvKey, bigint][];
+  sums: KvSum[];
 }
 
 /** The encoded size of a key (FoundationDB tuple layer, as Deno KV encodes keys). */
@@ -50,7 +73,12 @@ export function keyBytes(key: Deno.KvKey): number {
   return size;
 }
 
+/** Characters that are not one byte each in a key (NUL is escaped, the rest is not ASCII). */
+// deno-lint-ignore no-control-regex
+const NOT_ONE_BYTE = /[^\x01-\x7f]/;
+
 function utf8Bytes(text: string): number {
+  if (!NOT_ONE_BYTE.test(text)) return text.length;
   let size = text.length;
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
@@ -101,47 +129,29 @@ export function valueBytes(value: unknown): number {
 
 /** Why an item alone does not fit in an atomic operation, or null when it does. */
 export function tooLarge(item: KvWrite): string | null {
-  let keys = MARKER_BYTES;
-  let total = 3 * MARKER_BYTES;
-  for (const { key, value } of item.sets) {
-    const size = keyBound(key);
-    if (size > KV_LIMITS.keyBytes && keyBytes(key) > KV_LIMITS.keyBytes) {
-      return "a key is longer than KV allows";
-    }
-    const bytes = valueBytes(value);
-    if (bytes > KV_LIMITS.valueBytes) return "a value is larger than KV allows";
-    keys += size;
-    total += 2 * size + bytes;
+  const m = measure(item);
+  if (m.refusal !== null) return m.refusal;
+  // Counting every sum as its own mutation is an upper bound (sums to one counter merge).
+  let keys = MARKER_BYTES + m.setKeyBytes;
+  let total = 3 * MARKER_BYTES + m.setTotalBytes;
+  for (const { counter } of item.sums) {
+    keys += counter.bytes;
+    total += 2 * counter.bytes + 8;
   }
-  for (const [key] of item.sums) {
-    const size = keyBound(key);
-    if (size > KV_LIMITS.keyBytes && keyBytes(key) > KV_LIMITS.keyBytes) {
-      return "a key is longer than KV allows";
-    }
-    keys += size;
-    total += 2 * size + 8;
-  }
-  // Sizes so far are upper bounds (3 bytes a character): exact ones only if the bounds fail.
   const mutations = 1 + item.sets.length + item.sums.length;
-  if (mutations > KV_LIMITS.mutations) return "it needs more than one atomic operation";
-  if (keys <= KV_LIMITS.totalKeyBytes && total <= KV_LIMITS.totalMutationBytes) return null;
+  if (
+    mutations <= KV_LIMITS.mutations && keys <= KV_LIMITS.totalKeyBytes &&
+    total <= KV_LIMITS.totalMutationBytes
+  ) return null;
   return new Chunk<KvWrite>().add(item) ? null : "it needs more than one atomic operation";
-}
-
-/** An upper bound of a key's encoded size, cheaper than {@linkcode keyBytes}. */
-function keyBound(key: Deno.KvKey): number {
-  let bound = 0;
-  for (const part of key) bound += typeof part === "string" ? 2 + 3 * part.length : 64;
-  return bound;
 }
 
 /** An item's sizes, measured once however often it is planned. */
 interface Measure {
   setKeyBytes: number;
   setTotalBytes: number;
-  sumIds: string[];
-  /** Filled in when first needed (-1 until then): most sums merge into one already counted. */
-  sumKeyBytes: number[];
+  /** Why KV cannot take one of the item's parts, whatever it is packed with. */
+  refusal: string | null;
 }
 
 const measures = new WeakMap<KvWrite, Measure>();
@@ -149,29 +159,36 @@ const measures = new WeakMap<KvWrite, Measure>();
 function measure(item: KvWrite): Measure {
   let known = measures.get(item);
   if (known) return known;
-  known = { setKeyBytes: 0, setTotalBytes: 0, sumIds: [], sumKeyBytes: [] };
+  known = { setKeyBytes: 0, setTotalBytes: 0, refusal: null };
   for (const { key, value } of item.sets) {
     const size = keyBytes(key);
+    const bytes = valueBytes(value);
+    if (size > KV_LIMITS.keyBytes) known.refusal ??= "a key is longer than KV allows";
+    if (bytes > KV_LIMITS.valueBytes) known.refusal ??= "a value is larger than KV allows";
     known.setKeyBytes += size;
-    known.setTotalBytes += 2 * size + valueBytes(value);
+    known.setTotalBytes += 2 * size + bytes;
   }
-  for (const [key] of item.sums) {
-    known.sumIds.push(keyId(key));
-    known.sumKeyBytes.push(-1);
+  for (const { counter, amount } of item.sums) {
+    if (counter.bytes > KV_LIMITS.keyBytes) known.refusal ??= "a key is longer than KV allows";
+    if (!(Number.isInteger(amount) && amount >= 0)) {
+      known.refusal ??= "an amount is negative or not a whole number";
+    }
   }
   measures.set(item, known);
   return known;
 }
 
-function sumKeyBytes(item: KvWrite, m: Measure, i: number): number {
-  if (m.sumKeyBytes[i] < 0) m.sumKeyBytes[i] = keyBytes(item.sums[i][0]);
-  return m.sumKeyBytes[i];
+/** The sums to one counter in a chunk, exact past 2^53: `carry` holds what a number cannot. */
+interface Merged {
+  counter: KvCounter;
+  amount: number;
+  carry: bigint;
 }
 
 /** Items packed into one atomic operation. */
 export class Chunk<T extends KvWrite> {
   items: T[] = [];
-  #sums = new Map<string, { key: Deno.KvKey; amount: bigint }>();
+  #sums = new Map<string, Merged>();
   // Room for the commit marker every operation carries.
   #mutations = 1;
   #keyBytes = MARKER_BYTES;
@@ -183,12 +200,12 @@ export class Chunk<T extends KvWrite> {
     let mutations = this.#mutations + item.sets.length;
     let keys = this.#keyBytes + m.setKeyBytes;
     let total = this.#totalBytes + m.setTotalBytes;
-    for (let i = 0; i < m.sumIds.length; i++) {
-      if (this.#sums.has(m.sumIds[i])) continue;
-      const size = sumKeyBytes(item, m, i);
+    // A counter the item names twice is counted twice: an upper bound, as in tooLarge().
+    for (const { counter } of item.sums) {
+      if (this.#sums.has(counter.id)) continue;
       mutations++;
-      keys += size;
-      total += 2 * size + 8;
+      keys += counter.bytes;
+      total += 2 * counter.bytes + 8;
     }
     const fits = mutations <= KV_LIMITS.mutations && keys <= KV_LIMITS.totalKeyBytes &&
       total <= KV_LIMITS.totalMutationBytes;
@@ -197,11 +214,18 @@ export class Chunk<T extends KvWrite> {
     this.#keyBytes = keys;
     this.#totalBytes = total;
     this.items.push(item);
-    for (let i = 0; i < m.sumIds.length; i++) {
-      const [key, amount] = item.sums[i];
-      const entry = this.#sums.get(m.sumIds[i]);
-      if (entry) entry.amount += amount;
-      else this.#sums.set(m.sumIds[i], { key, amount });
+    for (const { counter, amount } of item.sums) {
+      const merged = this.#sums.get(counter.id);
+      if (!merged) {
+        this.#sums.set(counter.id, { counter, amount, carry: 0n });
+        continue;
+      }
+      const next = merged.amount + amount;
+      if (next <= Number.MAX_SAFE_INTEGER) merged.amount = next;
+      else {
+        merged.carry += BigInt(merged.amount) + BigInt(amount);
+        merged.amount = 0;
+      }
     }
     return fits;
   }
@@ -214,12 +238,13 @@ export class Chunk<T extends KvWrite> {
         mutations.push({ type: "set", key, value, expireIn });
       }
     }
-    for (const { key, amount } of this.#sums.values()) {
-      if (amount <= 0n) continue;
+    for (const { counter, amount, carry } of this.#sums.values()) {
+      const sum = carry + BigInt(amount);
+      if (sum <= 0n) continue;
       mutations.push({
         type: "sum",
-        key,
-        value: new Deno.KvU64(amount > U64_MAX ? U64_MAX : amount),
+        key: counter.key,
+        value: new Deno.KvU64(sum > U64_MAX ? U64_MAX : sum),
       });
     }
     return mutations;

@@ -1,6 +1,17 @@
 import { assert, assertEquals } from "../../tests/assert.ts";
-import { keyBytes, KV_LIMITS, type KvWrite, planChunks, tooLarge, valueBytes } from "./kv_batch.ts";
+import {
+  keyBytes,
+  KV_LIMITS,
+  kvCounter,
+  type KvSum,
+  type KvWrite,
+  planChunks,
+  tooLarge,
+  valueBytes,
+} from "./kv_batch.ts";
 import { commitWrites } from "./kv_commit.ts";
+
+const sum = (key: Deno.KvKey, amount: number): KvSum => ({ counter: kvCounter(key), amount });
 
 async function commits(kv: Deno.Kv, key: Deno.KvKey, value: unknown): Promise<boolean> {
   try {
@@ -55,7 +66,7 @@ Deno.test("planChunks() packs items so every atomic operation is within KV's lim
   try {
     const items: KvWrite[] = [];
     // Bound by mutations: 3,000 distinct counters.
-    for (let i = 0; i < 3000; i++) items.push({ sets: [], sums: [[["s", i], 1n]] });
+    for (let i = 0; i < 3000; i++) items.push({ sets: [], sums: [sum(["s", i], 1)] });
     // Bound by key bytes: 200 keys of 1,900 bytes.
     for (let i = 0; i < 200; i++) {
       items.push({ sets: [{ key: ["k", i, "k".repeat(1900)], value: i }], sums: [] });
@@ -64,8 +75,8 @@ Deno.test("planChunks() packs items so every atomic operation is within KV's lim
     for (let i = 0; i < 100; i++) {
       items.push({ sets: [{ key: ["v", i], value: "v".repeat(15_000) }], sums: [] });
     }
-    // Merged: 1,000 additions to one counter take one mutation.
-    for (let i = 0; i < 1000; i++) items.push({ sets: [], sums: [[["total"], 2n]] });
+    // Merged: 1,000 additions to one counter (built apart each time) take one mutation.
+    for (let i = 0; i < 1000; i++) items.push({ sets: [], sums: [sum(["total"], 2)] });
     assert(items.every((item) => tooLarge(item) === null));
     const chunks = planChunks(items);
     assert(chunks.length >= 10, `${chunks.length} chunks`);
@@ -92,13 +103,19 @@ Deno.test("tooLarge() names items no atomic operation can take", () => {
     "a value is larger than KV allows",
   );
   assertEquals(
-    tooLarge({ sets: [], sums: [[["a", "x".repeat(3000)], 1n]] }),
+    tooLarge({ sets: [], sums: [sum(["a", "x".repeat(3000)], 1)] }),
     "a key is longer than KV allows",
   );
   const many: KvWrite = { sets: [], sums: [] };
-  for (let i = 0; i < 1001; i++) many.sums.push([["n", i], 1n]);
+  for (let i = 0; i < 1001; i++) many.sums.push(sum(["n", i], 1));
   assertEquals(tooLarge(many), "it needs more than one atomic operation");
-  assertEquals(tooLarge({ sets: [{ key: ["a"], value: 1 }], sums: [[["b"], 1n]] }), null);
+  for (const amount of [-1, 1.5, Number.NaN]) {
+    assertEquals(
+      tooLarge({ sets: [], sums: [sum(["b"], amount)] }),
+      "an amount is negative or not a whole number",
+    );
+  }
+  assertEquals(tooLarge({ sets: [{ key: ["a"], value: 1 }], sums: [sum(["b"], 1)] }), null);
 });
 
 Deno.test("commitWrites() splits a batch KV refuses until the refused item is alone; the others are written", async () => {
@@ -106,7 +123,7 @@ Deno.test("commitWrites() splits a batch KV refuses until the refused item is al
   try {
     const items: KvWrite[] = [];
     for (let i = 0; i < 500; i++) {
-      items.push({ sets: [{ key: ["item", i], value: i }], sums: [[["count"], 1n]] });
+      items.push({ sets: [{ key: ["item", i], value: i }], sums: [sum(["count"], 1)] });
     }
     // A value KV cannot store: the whole batch is refused at commit.
     items[321].sets[0].value = () => "not storable";
@@ -144,4 +161,25 @@ Deno.test("commitWrites() stops after a few failures that are not refusals and k
   });
   assertEquals(report.remaining, items, "kept in order for the next attempt");
   assert(report.error !== null);
+});
+
+Deno.test("planChunks() merges sums to one counter exactly, past what a number holds", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const big = Number.MAX_SAFE_INTEGER;
+    const counter = kvCounter(["big"]);
+    const items: KvWrite[] = [1, 2, 3].map(() => ({
+      sets: [],
+      sums: [{ counter, amount: big }, { counter: kvCounter(["small"]), amount: 1 }],
+    }));
+    const [chunk, ...rest] = planChunks(items);
+    assertEquals(rest, []);
+    const sums = chunk.mutations().filter((m) => m.type === "sum");
+    assertEquals(sums.length, 2, "one mutation per counter");
+    await kv.atomic().mutate(...sums).commit();
+    assertEquals((await kv.get<Deno.KvU64>(["big"])).value?.value, 3n * BigInt(big));
+    assertEquals((await kv.get<Deno.KvU64>(["small"])).value?.value, 3n);
+  } finally {
+    kv.close();
+  }
 });

@@ -70,7 +70,7 @@ export async function commitWrites<T extends KvWrite>(
       if (poisoned !== null) {
         failures = 0;
         const hit = (item: T) =>
-          poisoned === "all" || item.sums.some(([key]) => poisoned.has(keyId(key)));
+          poisoned === "all" || item.sums.some((sum) => poisoned.has(sum.counter.id));
         for (const item of batch) if (hit(item)) hooks.rejected(item, error);
         hooks.committed(batch.filter((item) => !hit(item)));
         continue;

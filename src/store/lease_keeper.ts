@@ -6,7 +6,7 @@
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { readBudget } from "./budget.ts";
-import { budgetKey, leaseKey } from "./kv_keys.ts";
+import { type BudgetDimension, budgetKey, leaseKey } from "./kv_keys.ts";
 import {
   addLeaseWrite,
   type BudgetRef,
@@ -32,16 +32,26 @@ export interface Block extends BudgetRef {
   stamp: string | null;
   renewedAt: number;
   lastUsed: number;
+  /** Settles when the block's last lease change queued so far is done. */
   lock: Promise<unknown>;
+  /** Lease changes queued on `lock` and not done: while there are any, requests wait too. */
+  queued: number;
   /** The key was deleted: its usage is no longer written. */
   deleted: boolean;
+  /** Dropped from the broker's blocks (idle, without a lease): never used again. */
+  retired: boolean;
+}
+
+/** The id of one budget of a key (of its block, or of its usage when it has no limit). */
+export function budgetId(keyId: string, dimension: BudgetDimension, day: string | null): string {
+  return `${keyId}|${dimension}|${day}`;
 }
 
 /** A block holding nothing yet. */
 export function newBlock(ref: BudgetRef, limit: number, now: number): Block {
   return {
     ...ref,
-    id: `${ref.keyId}|${ref.dimension}|${ref.day}`,
+    id: budgetId(ref.keyId, ref.dimension, ref.day),
     limit,
     total: 0,
     inFlight: 0,
@@ -51,13 +61,46 @@ export function newBlock(ref: BudgetRef, limit: number, now: number): Block {
     renewedAt: now,
     lastUsed: now,
     lock: Promise.resolve(),
+    queued: 0,
     deleted: false,
+    retired: false,
   };
+}
+
+/**
+ * Runs `change` once every change queued on the block before it is done, so lease changes of one
+ * block never interleave; `block.queued` counts them meanwhile.
+ */
+export function whenIdle<T>(block: Block, change: () => Promise<T>): Promise<T> {
+  block.queued++;
+  const run = block.lock.then(change).finally(() => {
+    block.queued--;
+  });
+  block.lock = run.catch(() => {});
+  return run;
 }
 
 /** The UTC day of a time, as the daily counters name it. */
 export function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
+}
+
+const DAY_MS = 86_400_000;
+
+/** {@linkcode utcDay} for a clock read per request: computed again only when the day changes. */
+export class UtcDayCache {
+  #day = "";
+  #start = 0;
+  #end = 0;
+
+  /** The UTC day of `ms`. */
+  of(ms: number): string {
+    if (ms >= this.#start && ms < this.#end) return this.#day;
+    this.#day = utcDay(ms);
+    this.#start = Math.floor(ms / DAY_MS) * DAY_MS;
+    this.#end = this.#start + DAY_MS;
+    return this.#day;
+  }
 }
 
 /** Options for {@linkcode LeaseKeeper}. */
@@ -166,10 +209,9 @@ export class LeaseKeeper {
    * Shrinks what each block holds to its requests in flight plus 5% of the budget (nothing when
    * idle or `all`), then rewrites the leases that are due for renewal, that hold more than that
    * in KV, or that are to be returned. Batched; a budget whose version moved is read again and
-   * retried.
+   * retried. Idle blocks without a lease are dropped from `blocks`.
    */
   async maintain(blocks: Map<string, Block>, now: number, all: boolean): Promise<void> {
-    const today = utcDay(now);
     const due: { block: Block; write: LeaseWrite }[] = [];
     for (const [id, block] of blocks) {
       const needed = block.inFlight + block.pending;
@@ -181,8 +223,11 @@ export class LeaseKeeper {
         if (all || renew || block.total === 0 || block.written > needed + cap) {
           due.push({ block, write: { budget: block, amount: block.total, stamp: block.stamp } });
         }
-      } else if (idle && (block.deleted || (block.day !== null && block.day < today))) {
+      } else if (idle && block.queued === 0) {
+        // It holds nothing and nothing waits on it: a new request makes it again (and would have
+        // to grow its lease anyway), so the blocks kept follow the keys in use, not all keys.
         blocks.delete(id);
+        block.retired = true;
       }
     }
     if (due.length === 0) return;
@@ -202,7 +247,7 @@ export class LeaseKeeper {
 
   /** Rewrites one lease after its budget changed: unless the lease was deleted meanwhile. */
   #rewrite(block: Block, now: number): Promise<void> {
-    const run = block.lock.then(async () => {
+    return whenIdle(block, async () => {
       const { keyId, dimension, day } = block;
       const [version, mine] = await this.#kv.getMany([
         budgetKey(keyId, dimension, day, "version"),
@@ -216,7 +261,5 @@ export class LeaseKeeper {
       const [stamp] = await commitLeaseWrites(this.#writer, [write], now);
       if (stamp !== null) this.#wrote(block, write.amount, stamp, now);
     });
-    block.lock = run.catch(() => {});
-    return run;
   }
 }

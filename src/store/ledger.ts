@@ -10,7 +10,7 @@
 import { LogGate } from "../log_gate.ts";
 import type { Logger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
-import { aggregateMutations } from "./aggregates.ts";
+import { AggregateCounters } from "./aggregates.ts";
 import { isSafeAmount, safeAmount } from "./amount.ts";
 import { type KvWrite, tooLarge } from "./kv_batch.ts";
 import { commitWrites } from "./kv_commit.ts";
@@ -41,9 +41,14 @@ export interface LedgerOptions {
 /** A queued record and, once built (at its first flush), what writing it takes. */
 interface Queued extends KvWrite {
   record: UsageRecord;
+  /** `record.time` in ms since the epoch. */
+  timeMs: number;
   seq: string;
   built: boolean;
 }
+
+/** What a queued record writes until it is built (shared: never written to). */
+const NOTHING: never[] = [];
 
 /** Writes and reads the per-request ledger. */
 export class Ledger {
@@ -60,6 +65,7 @@ export class Ledger {
   #flushing: Promise<void> | null = null;
   #fullGate: LogGate;
   #invalidGate: LogGate;
+  #aggregates = new AggregateCounters();
 
   constructor(options: LedgerOptions) {
     this.kv = options.kv;
@@ -98,8 +104,9 @@ export class Ledger {
       });
       return;
     }
-    const seq = timeOrderedId(Date.parse(record.time));
-    this.#queue.push({ record, seq, built: false, sets: [], sums: [] });
+    const timeMs = Date.parse(record.time);
+    const seq = timeOrderedId(timeMs);
+    this.#queue.push({ record, timeMs, seq, built: false, sets: NOTHING, sums: NOTHING });
   }
 
   /** Writes every queued record KV accepts now (the caller may await it, e.g. before a report). */
@@ -168,7 +175,7 @@ export class Ledger {
         { key: usageKey(seq), value: record, expireIn: this.#retentionMs },
         { key: usageByKeyKey(record.key_id, seq), value: seq, expireIn: this.#retentionMs },
       ];
-      item.sums = aggregateMutations(record);
+      item.sums = this.#aggregates.sums(record, item.timeMs);
     } catch (err) {
       this.#reject(record, (err as Error).message);
       return false;
@@ -184,15 +191,12 @@ export class Ledger {
 
   /** The record with every count KV sums as a whole number it can take. */
   #clean(record: UsageRecord): UsageRecord {
-    const counts = [
-      record.prompt_tokens,
-      record.completion_tokens,
-      record.total_tokens,
-      record.latency_ms,
-    ];
     const costOk = Number.isFinite(record.cost) && record.cost >= 0 &&
       record.cost * 1_000_000 <= Number.MAX_SAFE_INTEGER;
-    if (counts.every(isSafeAmount) && costOk) return record;
+    if (
+      costOk && isSafeAmount(record.prompt_tokens) && isSafeAmount(record.completion_tokens) &&
+      isSafeAmount(record.total_tokens) && isSafeAmount(record.latency_ms)
+    ) return record;
     this.#invalidGate.pass((records) => {
       this.#log.warn("usage record with invalid counts; clamped before writing", {
         request_id: record.request_id,

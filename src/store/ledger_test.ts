@@ -4,35 +4,9 @@ import { Metrics } from "../metrics.ts";
 import { queryUsage } from "./aggregates.ts";
 import { Ledger } from "./ledger.ts";
 import type { UsageRecord } from "./model.ts";
+import { usageRecord } from "../../tests/fixtures/usage_record.ts";
 
 const HOUR = Date.parse("2026-11-24T10:00:00Z");
-
-function usageRecord(keyId: string, i: number, fields: Partial<UsageRecord> = {}): UsageRecord {
-  return {
-    request_id: `req_${keyId}_${i}`,
-    time: new Date(HOUR + i).toISOString(),
-    key_id: keyId,
-    key_group: "default",
-    model: "gpt-test",
-    requested_model: "gpt-test",
-    backend: "up",
-    endpoint: "chat",
-    stream: false,
-    status: 200,
-    outcome: "completed",
-    prompt_tokens: 10 + i,
-    completion_tokens: 5,
-    total_tokens: 15 + i,
-    latency_ms: 3,
-    ttft_ms: null,
-    client_ip: "127.0.0.1",
-    cost: 0.000015,
-    usage_reported: true,
-    attempts: 1,
-    queued_ms: 0,
-    ...fields,
-  };
-}
 
 /** Sums of prompt tokens per key, from the raw records and from the hourly aggregates. */
 async function totals(kv: Deno.Kv) {
@@ -213,4 +187,22 @@ Deno.test("Ledger: while KV fails, records stay queued; close() gives up after i
   assertEquals(metrics.value("modelgate_ledger_dropped_total", { reason: "rejected" }), 0);
   await ledger.close();
   assertEquals(metrics.value("modelgate_ledger_dropped_total", { reason: "shutdown" }), 50);
+});
+
+Deno.test("Ledger: a flush of 400 records of 10 keys is one atomic operation", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const ledger = new Ledger({ kv, retentionDays: 1, log: silentLogger, autoFlush: false });
+  try {
+    for (let i = 0; i < 400; i++) ledger.record(usageRecord(`key_${i % 10}`, i));
+    await ledger.flush();
+    // Every atomic operation of a flush sets one short-lived commit marker (kv_commit.ts).
+    let operations = 0;
+    for await (const _ of kv.list({ prefix: ["meta", "commit"] })) operations++;
+    assertEquals(operations, 1);
+    const { fromRecords } = await totals(kv);
+    assertEquals(fromRecords.get("key_3")?.records, 40);
+  } finally {
+    await ledger.close();
+    kv.close();
+  }
 });

@@ -16,12 +16,13 @@ import { LogGate } from "../log_gate.ts";
 import type { Logger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
 import { safeAmount } from "./amount.ts";
-import type { KvWrite } from "./kv_batch.ts";
+import { kvCounter, type KvWrite } from "./kv_batch.ts";
 import { commitWrites } from "./kv_commit.ts";
 import { type BudgetDimension, budgetKey } from "./kv_keys.ts";
-import { type Block, LeaseKeeper, newBlock, utcDay } from "./lease_keeper.ts";
+import { BudgetIndex, DIMENSIONS, type KeyBudgets } from "./key_budgets.ts";
+import { type Block, LeaseKeeper, utcDay, UtcDayCache, whenIdle } from "./lease_keeper.ts";
 import type { KeyRecord } from "./model.ts";
-import { clearLegacyReservations, sweepOldDays } from "./quota_housekeeping.ts";
+import { createHousekeeping } from "./quota_housekeeping.ts";
 import type { BudgetRef } from "./quota_lease.ts";
 
 export { utcDay };
@@ -33,7 +34,10 @@ export type QuotaRefusal = "quota" | "daily_tokens" | "daily_requests";
 export interface Reservation {
   keyId: string;
   day: string;
-  needs: { block: Block; need: number; unit: "tokens" | "requests" }[];
+  /** What it took from each block. */
+  needs: { block: Block; need: number }[];
+  /** The key's budgets when it was made: the dimensions without a block only count usage. */
+  budgets: KeyBudgets;
 }
 
 /** Result of {@linkcode QuotaBroker.reserve}. */
@@ -61,7 +65,8 @@ export interface QuotaBrokerOptions {
   instanceId?: string;
 }
 
-const DIMENSIONS = ["tokens", "day_tokens", "day_requests"] as const;
+/** Why a reservation is refused, per dimension of {@linkcode DIMENSIONS}. */
+const REFUSALS: readonly QuotaRefusal[] = ["quota", "daily_tokens", "daily_requests"];
 
 /** Reserves quota in memory from leases taken atomically in KV, and writes usage back. */
 export class QuotaBroker {
@@ -73,12 +78,13 @@ export class QuotaBroker {
   #metrics: Metrics;
   #keeper: LeaseKeeper;
   #blocks = new Map<string, Block>();
+  #budgets = new BudgetIndex(this.#blocks);
+  #today = new UtcDayCache();
   /** Usage of keys without a budget in a dimension: only `used` grows. */
   #untracked = new Map<string, BudgetRef & { amount: number }>();
   #timer: ReturnType<typeof setInterval> | null = null;
   #flushing: Promise<void> | null = null;
-  #sweptDay = "";
-  #legacyCleared = false;
+  #housekeeping: (now: number) => void;
   #failureGate: LogGate;
 
   constructor(options: QuotaBrokerOptions) {
@@ -97,6 +103,7 @@ export class QuotaBroker {
       renewMs: options.renewMs ?? Math.floor(ttlMs / 3),
     });
     this.#failureGate = new LogGate(10_000, options.now);
+    this.#housekeeping = createHousekeeping(this.#kv, this.#log);
     this.#metrics.describe(
       "modelgate_quota_usage_dropped_total",
       "Usage KV refused to count, by budget dimension",
@@ -111,33 +118,49 @@ export class QuotaBroker {
     }
   }
 
-  /** Reserves `tokens` (and one request) for a request of `key`. */
-  async reserve(key: KeyRecord, tokens: number): Promise<ReserveResult> {
+  /** Budgets this instance keeps in memory: those of keys in use or holding a lease. */
+  get budgetsHeld(): number {
+    return this.#blocks.size;
+  }
+
+  /**
+   * Reserves `tokens` (and one request) for a request of `key`. Synchronous while the blocks hold
+   * enough and no lease change is under way (nearly always); a promise when a lease must grow.
+   */
+  reserve(key: KeyRecord, tokens: number): ReserveResult | Promise<ReserveResult> {
     const now = this.#now();
-    const day = utcDay(now);
-    const need = safeAmount(tokens);
-    const wanted: [BudgetDimension, string | null, number | null, number, QuotaRefusal][] = [
-      ["tokens", null, key.quota_tokens, need, "quota"],
-      ["day_tokens", day, key.daily_tokens, need, "daily_tokens"],
-      ["day_requests", day, key.daily_requests, 1, "daily_requests"],
-    ];
-    const reservation: Reservation = { keyId: key.id, day, needs: [] };
-    for (const [dimension, dimensionDay, limit, amount, reason] of wanted) {
-      if (limit === null) continue;
-      const block = this.#block({ keyId: key.id, dimension, day: dimensionDay }, limit, now);
-      // A reservation KV fails half-way through gives back the budgets it had taken.
-      const taken = await this.#take(block, amount).catch((err) => {
+    const day = this.#today.of(now);
+    const budgets = this.#budgets.of(key, day, now);
+    const reservation: Reservation = { keyId: key.id, day, needs: [], budgets };
+    return this.#reserveFrom(reservation, 0, safeAmount(tokens));
+  }
+
+  /** Takes from the blocks of dimension `from` on; waits only for a block that must grow. */
+  #reserveFrom(
+    reservation: Reservation,
+    from: number,
+    tokens: number,
+  ): ReserveResult | Promise<ReserveResult> {
+    const blocks = reservation.budgets.blocks;
+    for (let i = from; i < blocks.length; i++) {
+      const block = blocks[i];
+      if (block === null) continue;
+      const need = DIMENSIONS[i] === "day_requests" ? 1 : tokens;
+      if (block.queued === 0 && block.total - block.inFlight - block.pending >= need) {
+        block.inFlight += need;
+        reservation.needs.push({ block, need });
+        continue;
+      }
+      return this.#take(block, need).then((taken) => {
+        if (!taken) {
+          this.#undo(reservation);
+          return { ok: false, reason: REFUSALS[i] };
+        }
+        reservation.needs.push({ block, need });
+        return this.#reserveFrom(reservation, i + 1, tokens);
+      }, (err) => {
         this.#undo(reservation);
         throw err;
-      });
-      if (!taken) {
-        this.#undo(reservation);
-        return { ok: false, reason };
-      }
-      reservation.needs.push({
-        block,
-        need: amount,
-        unit: dimension === "day_requests" ? "requests" : "tokens",
       });
     }
     return { ok: true, reservation };
@@ -146,25 +169,23 @@ export class QuotaBroker {
   /** Settles a reservation with real usage; written to KV with the next flush. */
   settle(reservation: Reservation, totalTokens: number): void {
     const tokens = safeAmount(totalTokens);
-    const used: Record<BudgetDimension, number> = {
-      tokens,
-      day_tokens: tokens,
-      day_requests: 1,
-    };
-    const covered = new Set<BudgetDimension>();
     for (const { block, need } of reservation.needs) {
       block.inFlight -= need;
-      block.pending += used[block.dimension];
-      covered.add(block.dimension);
+      block.pending += block.dimension === "day_requests" ? 1 : tokens;
     }
-    for (const dimension of DIMENSIONS) {
-      if (covered.has(dimension) || used[dimension] === 0) continue;
-      const day = dimension === "tokens" ? null : reservation.day;
-      const id = `${reservation.keyId}|${dimension}|${day}`;
-      const entry = this.#untracked.get(id) ??
-        { keyId: reservation.keyId, dimension, day, amount: 0 };
-      entry.amount += used[dimension];
-      this.#untracked.set(id, entry);
+    const { blocks, ids } = reservation.budgets;
+    for (let i = 0; i < blocks.length; i++) {
+      if (blocks[i] !== null) continue;
+      const dimension = DIMENSIONS[i];
+      const used = dimension === "day_requests" ? 1 : tokens;
+      if (used === 0) continue;
+      let entry = this.#untracked.get(ids[i]);
+      if (entry === undefined) {
+        const day = dimension === "tokens" ? null : reservation.day;
+        entry = { keyId: reservation.keyId, dimension, day, amount: 0 };
+        this.#untracked.set(ids[i], entry);
+      }
+      entry.amount += used;
     }
   }
 
@@ -206,29 +227,15 @@ export class QuotaBroker {
     await this.#keeper.maintain(this.#blocks, this.#now(), true);
   }
 
-  #block(ref: BudgetRef, limit: number, now: number): Block {
-    const id = `${ref.keyId}|${ref.dimension}|${ref.day}`;
-    let block = this.#blocks.get(id);
-    if (!block) {
-      block = newBlock(ref, limit, now);
-      this.#blocks.set(id, block);
-    }
-    block.limit = limit;
-    block.lastUsed = now;
-    return block;
-  }
-
   /** Takes `need` from the block, growing the lease first when it holds too little. */
   #take(block: Block, need: number): Promise<boolean> {
-    const run = block.lock.then(async () => {
+    return whenIdle(block, async () => {
       if (block.total - block.inFlight - block.pending < need) {
         if (!(await this.#keeper.grow(block, need))) return false;
       }
       block.inFlight += need;
       return true;
     });
-    block.lock = run.catch(() => {});
-    return run;
   }
 
   #undo(reservation: Reservation): void {
@@ -244,68 +251,38 @@ export class QuotaBroker {
     });
   }
 
-  /** Once a day, deletes old daily counters; once per start, legacy reservation counters. */
-  #housekeeping(now: number): void {
-    const today = utcDay(now);
-    const warn = (what: string) => (err: Error) => {
-      this.#log.warn(`${what} failed`, { error: err.message });
-    };
-    if (today !== this.#sweptDay) {
-      this.#sweptDay = today;
-      sweepOldDays(this.#kv, utcDay(now - 86_400_000)).catch(warn("sweeping old daily counters"));
-    }
-    if (!this.#legacyCleared) {
-      this.#legacyCleared = true;
-      clearLegacyReservations(this.#kv).then((count) => {
-        if (count > 0) {
-          this.#log.info("deleted reservation counters of an earlier version", { count });
-        }
-      }).catch(warn("deleting legacy reservation counters"));
-    }
-  }
-
   /** Adds pending usage to `used`: sums only, so it never conflicts with other instances. */
   async #writeUsage(): Promise<void> {
-    const items: (KvWrite & { apply: () => void; dimension: BudgetDimension })[] = [];
+    const items: UsageWrite[] = [];
     for (const block of this.#blocks.values()) {
       if (block.deleted) block.pending = 0;
       if (block.pending === 0) continue;
       const pending = block.pending;
-      items.push({
-        dimension: block.dimension,
-        sets: [],
-        sums: [[budgetKey(block.keyId, block.dimension, block.day, "used"), BigInt(pending)]],
-        apply: () => {
-          block.pending -= pending;
-          block.total = Math.max(0, block.total - pending);
-        },
-      });
+      items.push(usageWrite(block, pending, () => {
+        block.pending -= pending;
+        block.total = Math.max(0, block.total - pending);
+      }));
     }
     for (const [id, entry] of this.#untracked) {
       const amount = entry.amount;
-      items.push({
-        dimension: entry.dimension,
-        sets: [],
-        sums: [[budgetKey(entry.keyId, entry.dimension, entry.day, "used"), BigInt(amount)]],
-        apply: () => {
-          entry.amount -= amount;
-          if (entry.amount === 0) this.#untracked.delete(id);
-        },
-      });
+      items.push(usageWrite(entry, amount, () => {
+        entry.amount -= amount;
+        if (entry.amount === 0) this.#untracked.delete(id);
+      }));
     }
     if (items.length === 0) return;
     const report = await commitWrites(this.#kv, items, {
       committed: (done) => done.forEach((item) => item.apply()),
       rejected: (item, error) => {
         item.apply();
-        const amount = Number(item.sums[0][1]);
+        const { counter, amount } = item.sums[0];
         this.#metrics.inc(
           "modelgate_quota_usage_dropped_total",
           { dimension: item.dimension },
           amount,
         );
         this.#log.error("KV refused a usage counter; that usage is not counted", {
-          counter: JSON.stringify(item.sums[0][0]),
+          counter: counter.id,
           amount,
           error: error.message,
         });
@@ -322,4 +299,15 @@ export class QuotaBroker {
       });
     });
   }
+}
+
+/** Usage of one budget to add to its `used` counter, and what to do once it is written. */
+interface UsageWrite extends KvWrite {
+  dimension: BudgetDimension;
+  apply: () => void;
+}
+
+function usageWrite(budget: BudgetRef, amount: number, apply: () => void): UsageWrite {
+  const counter = kvCounter(budgetKey(budget.keyId, budget.dimension, budget.day, "used"));
+  return { dimension: budget.dimension, sets: [], sums: [{ counter, amount }], apply };
 }

@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../../tests/assert.ts";
+import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
 import { silentLogger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
 import { KeyStore } from "./key_store.ts";
@@ -334,6 +334,107 @@ Deno.test("QuotaBroker: an instance cut off past the TTL finds its lease taken a
   }
 });
 
+Deno.test("QuotaBroker: reserve() answers at once while the lease has room; a request arriving while it grows waits", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const clock = { t: Date.parse("2026-11-24T12:00:00Z") };
+  const store = new KeyStore({ kv, now: () => clock.t });
+  const broker = manualBroker(kv, clock);
+  try {
+    const k = key({ quota_tokens: 10_000, daily_requests: 1000 });
+    const first = broker.reserve(k, 100);
+    assert(first instanceof Promise, "the first request grows the lease");
+    const second = broker.reserve(k, 10);
+    assert(second instanceof Promise, "one arriving meanwhile waits for the growth");
+    assert((await first).ok && (await second).ok);
+    // The lease grew by 5% of the budget: 500, of which 110 are taken.
+    const third = broker.reserve(k, 300);
+    assert(!(third instanceof Promise) && third.ok, "with room in the lease: no promise");
+    const fourth = broker.reserve(k, 200);
+    assert(fourth instanceof Promise, "past the room the lease grows again");
+    assert((await fourth).ok);
+    const held = (await store.usage(k.id, utcDay(clock.t))).reserved_tokens;
+    assert(held >= 610, `the lease covers every reservation: ${held}`);
+  } finally {
+    await broker.close();
+    kv.close();
+  }
+});
+
+Deno.test("QuotaBroker: a reservation that fails on a lease change gives back what it took", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const clock = { t: Date.parse("2026-11-24T12:00:00Z") };
+  const store = new KeyStore({ kv, now: () => clock.t });
+  const broker = manualBroker(kv, clock);
+  try {
+    const k = key({ quota_tokens: 100_000, daily_tokens: 100_000 });
+    // The daily budget's version entry is not a counter: growing its lease fails in KV.
+    await kv.set(["quota_day", k.id, utcDay(clock.t), "day_tokens", "version"], "broken");
+    await assertRejects(async () => await broker.reserve(k, 10));
+    clock.t += 1001;
+    await broker.flush();
+    const usage = await store.usage(k.id, utcDay(clock.t));
+    assertEquals(usage.reserved_tokens, 0, "the lifetime budget holds nothing for it");
+  } finally {
+    await broker.close();
+    kv.close();
+  }
+});
+
+Deno.test("QuotaBroker: when a key's limits change, usage moves between leased and untracked budgets and all of it is counted", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const clock = { t: Date.parse("2026-11-24T12:00:00Z") };
+  const store = new KeyStore({ kv, now: () => clock.t });
+  const broker = manualBroker(kv, clock);
+  try {
+    const k = key({ quota_tokens: 1000 });
+    const charge = async (record: KeyRecord, tokens: number) => {
+      const result = await broker.reserve(record, tokens);
+      assert(result.ok);
+      broker.settle(result.reservation, tokens);
+    };
+    await charge(k, 100);
+    // The same record object changed in place, then a new record (as the key directory makes).
+    k.daily_tokens = 1000;
+    await charge(k, 20);
+    await charge({ ...k, quota_tokens: null }, 3);
+    await broker.flush();
+    const usage = await store.usage(k.id, utcDay(clock.t));
+    assertEquals([usage.used_tokens, usage.daily_tokens, usage.daily_requests], [123, 123, 3]);
+  } finally {
+    await broker.close();
+    kv.close();
+  }
+});
+
+Deno.test("QuotaBroker: an idle key's budgets leave memory once its leases are returned; its next request is served as before", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const clock = { t: Date.parse("2026-11-24T12:00:00Z") };
+  const store = new KeyStore({ kv, now: () => clock.t });
+  const broker = manualBroker(kv, clock);
+  try {
+    const keys = [...Array(50).keys()].map((i) => key({ id: `key_${i}`, quota_tokens: 1000 }));
+    for (const k of keys) {
+      const [r] = await reserveAll(broker, k, 1, 100);
+      broker.settle(r, 40);
+    }
+    assertEquals(broker.budgetsHeld, 50);
+    await broker.flush();
+    clock.t += 1001;
+    await broker.flush(); // the idle leases are returned
+    await broker.flush(); // and the blocks holding nothing dropped
+    assertEquals(broker.budgetsHeld, 0);
+    const [again] = await reserveAll(broker, keys[7], 1, 100);
+    broker.settle(again, 60);
+    await broker.flush();
+    assertEquals(broker.budgetsHeld, 1);
+    assertEquals((await store.usage("key_7", utcDay(clock.t))).used_tokens, 100);
+    assertEquals((await store.usage("key_8", utcDay(clock.t))).used_tokens, 40);
+  } finally {
+    await broker.close();
+    kv.close();
+  }
+});
+
 Deno.test("QuotaBroker: a reservation KV fails half-way through gives back the budgets it had taken", async () => {
   const kv = await Deno.openKv(":memory:");
   const now = () => Date.parse("2026-11-24T12:00:00Z");
@@ -345,10 +446,15 @@ Deno.test("QuotaBroker: a reservation KV fails half-way through gives back the b
     broker.settle(first.reservation, 10);
     // The lifetime lease holds 5% of the quota; today's request lease only the request it served.
     kv.close();
-    const failed = await broker.reserve(k, 10).then(() => null, (err: Error) => err);
+    const failed = await Promise.resolve(broker.reserve(k, 10)).then(
+      () => null,
+      (err: Error) => err,
+    );
     assert(failed instanceof Error, "today's lease cannot grow while KV is away");
     // Without KV, only what the lifetime lease holds can be reserved: all of it, if nothing leaked.
-    const rest = await broker.reserve(key({ quota_tokens: 1_000_000 }), 50_000 - 10)
+    const rest = await Promise.resolve(
+      broker.reserve(key({ quota_tokens: 1_000_000 }), 50_000 - 10),
+    )
       .catch((err: Error) => ({ ok: false, error: err.message }));
     assert(
       rest.ok,

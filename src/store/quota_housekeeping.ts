@@ -1,5 +1,7 @@
 /** Deleting quota entries nothing reads any more; idempotent, so every instance may run it. */
+import type { Logger } from "../log.ts";
 import { LEGACY_BUDGET_PARTS, LEGACY_CLEARED } from "./kv_keys.ts";
+import { utcDay } from "./lease_keeper.ts";
 
 const DELETES_PER_COMMIT = 500;
 
@@ -43,4 +45,29 @@ export async function clearLegacyReservations(kv: Deno.Kv): Promise<number> {
   const count = await deleteWhere(kv, [["quota"], ["quota_day"]], legacy);
   await kv.set(LEGACY_CLEARED, new Date().toISOString());
   return count;
+}
+
+/**
+ * What the quota broker runs with each flush: once a day, deleting old daily counters; once per
+ * start, the legacy reservation counters. Both run in the background; failures are logged.
+ */
+export function createHousekeeping(kv: Deno.Kv, log: Logger): (now: number) => void {
+  let sweptDay = "";
+  let legacyCleared = false;
+  const warn = (what: string) => (err: Error) => {
+    log.warn(`${what} failed`, { error: err.message });
+  };
+  return function housekeeping(now) {
+    const today = utcDay(now);
+    if (today !== sweptDay) {
+      sweptDay = today;
+      sweepOldDays(kv, utcDay(now - 86_400_000)).catch(warn("sweeping old daily counters"));
+    }
+    if (!legacyCleared) {
+      legacyCleared = true;
+      clearLegacyReservations(kv).then((count) => {
+        if (count > 0) log.info("deleted reservation counters of an earlier version", { count });
+      }).catch(warn("deleting legacy reservation counters"));
+    }
+  };
 }
