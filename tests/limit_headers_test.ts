@@ -68,3 +68,56 @@ Deno.test("limits: config defaults refuse a rate of 0 with the usual one-line er
   assert(error instanceof ConfigError);
   assert(error.message.includes('"defaults.rpm"'), error.message);
 });
+
+Deno.test("limits: a key without tpm or rpm gets the token and request headers from its budgets", async () => {
+  const fake = await startFakeOpenAi();
+  const gateway = await startTestGateway(backendYaml(fake.url));
+  try {
+    const { key } = await gateway.createKey({ quota_tokens: 5000, daily_requests: 3 });
+    const call = async (stream = false) => {
+      const response = await fetch(`${gateway.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify({
+          model: "gpt-test",
+          max_tokens: 10,
+          stream,
+          messages: [{ role: "user", content: "hi" }],
+        }),
+      });
+      await response.body?.cancel();
+      const header = (name: string) => response.headers.get(`x-ratelimit-${name}`);
+      for (const [name, value] of response.headers) {
+        assert(!value.includes("NaN"), `${name}: ${value}`);
+      }
+      return { status: response.status, header };
+    };
+    const first = await call();
+    assertEquals(first.status, 200);
+    assertEquals(first.header("limit-tokens"), "5000");
+    const remaining = Number(first.header("remaining-tokens"));
+    assert(remaining > 4900 && remaining < 5000, `remaining ${remaining}`);
+    assertEquals(first.header("reset-tokens"), null, "a lifetime quota never resets");
+    assertEquals(first.header("limit-requests"), "3");
+    assertEquals(first.header("remaining-requests"), "2");
+    assert(/^(\d+m)?[\d.]+s$|ms$/.test(first.header("reset-requests") ?? ""), "until 00:00 UTC");
+    await new Promise((resolve) => setTimeout(resolve, 150)); // the first request's usage is written
+    const second = await call(true);
+    assertEquals(second.status, 200, "streams carry them too");
+    assert(Number(second.header("remaining-tokens")) < remaining, "remaining tokens go down");
+    assertEquals(second.header("remaining-requests"), "1");
+    await call();
+    const refused = await call();
+    assertEquals(refused.status, 429);
+    assertEquals(refused.header("remaining-requests"), "0");
+    const { key: unlimited } = await gateway.createKey({});
+    const free = await fetch(`${gateway.url}/v1/models`, {
+      headers: { authorization: `Bearer ${unlimited}` },
+    });
+    await free.body?.cancel();
+    assertEquals(free.headers.get("x-ratelimit-limit-tokens"), null, "no limit, nothing to report");
+  } finally {
+    await gateway.shutdown();
+    await fake.close();
+  }
+});

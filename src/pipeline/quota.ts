@@ -7,7 +7,14 @@ import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Admission } from "../proxy/handlers.ts";
 import type { Ledger } from "../store/ledger.ts";
-import type { QuotaBroker, QuotaRefusal, Reservation } from "../store/quota_broker.ts";
+import type {
+  BudgetHeadroom,
+  QuotaBroker,
+  QuotaRefusal,
+  Reservation,
+  ReserveResult,
+} from "../store/quota_broker.ts";
+import { formatReset } from "./rate_limit.ts";
 import type { KeyRecord, UsageRecord } from "../store/model.ts";
 
 /** Options for {@linkcode createAdmission}. */
@@ -30,15 +37,18 @@ const REFUSALS: Record<QuotaRefusal, string> = {
  * The `beforeSend` step of the proxy: reserves what the request may use (its format's estimate:
  * prompt plus every answer's `max_tokens`, or the configured cap per answer) and registers the
  * finisher that settles the reservation from real usage and queues the ledger record. At least
- * one token is reserved, so a key at or over its quota is refused whatever it asks.
+ * one token is reserved, so a key at or over its quota is refused whatever it asks. Synchronous
+ * while the key's lease has room (nearly always).
+ *
+ * A key without a per-minute limit gets the `x-ratelimit-*` headers of that kind from its budgets
+ * instead: tokens from its quota or today's token budget (whichever has less left), requests
+ * from today's request budget.
  */
 export function createAdmission(options: AdmissionOptions) {
-  return async function admit(c: Context<GatewayEnv>, admission: Admission): Promise<void> {
-    const key = c.get("key");
-    const estimate = Math.max(1, admission.request.reserveTokens);
-    const result = await options.broker.reserve(key, estimate);
+  const decide = (c: Context<GatewayEnv>, key: KeyRecord, result: ReserveResult) => {
     if (!result.ok) {
       options.metrics.inc("modelgate_quota_refusals_total", { reason: result.reason });
+      refusedHeaders(c, key, result.reason, options.now());
       throw new GatewayError(REFUSALS[result.reason], {
         status: 429,
         type: "insufficient_quota",
@@ -46,8 +56,57 @@ export function createAdmission(options: AdmissionOptions) {
       });
     }
     const reservation = result.reservation;
+    if (key.tpm === null || key.rpm === null) {
+      const headroom = options.broker.headroom(reservation);
+      if (key.tpm === null && headroom.tokens) budgetHeaders(c, "tokens", headroom.tokens);
+      if (key.rpm === null && headroom.requests) budgetHeaders(c, "requests", headroom.requests);
+    }
     c.get("exchange").finishers.push((done) => settle(options, key, reservation, done));
   };
+  return function admit(c: Context<GatewayEnv>, admission: Admission): void | Promise<void> {
+    const key = c.get("key");
+    const estimate = Math.max(1, admission.request.reserveTokens);
+    const result = options.broker.reserve(key, estimate);
+    if (result instanceof Promise) return result.then((done) => decide(c, key, done));
+    decide(c, key, result);
+  };
+}
+
+/** The `x-ratelimit-*` trio of one kind from a budget. */
+function budgetHeaders(
+  c: Context<GatewayEnv>,
+  kind: "tokens" | "requests",
+  budget: BudgetHeadroom,
+): void {
+  c.header(`x-ratelimit-limit-${kind}`, String(budget.limit));
+  c.header(`x-ratelimit-remaining-${kind}`, String(budget.remaining));
+  if (budget.resetMs !== null) c.header(`x-ratelimit-reset-${kind}`, formatReset(budget.resetMs));
+}
+
+/** A refused request is told the budget that refused it is spent. */
+function refusedHeaders(
+  c: Context<GatewayEnv>,
+  key: KeyRecord,
+  reason: QuotaRefusal,
+  now: number,
+): void {
+  const untilMidnight = 86_400_000 - (now % 86_400_000);
+  if (reason === "daily_requests") {
+    if (key.rpm !== null) return;
+    budgetHeaders(c, "requests", {
+      limit: key.daily_requests ?? 0,
+      remaining: 0,
+      resetMs: untilMidnight,
+    });
+    return;
+  }
+  if (key.tpm !== null) return;
+  const daily = reason === "daily_tokens";
+  budgetHeaders(c, "tokens", {
+    limit: (daily ? key.daily_tokens : key.quota_tokens) ?? 0,
+    remaining: 0,
+    resetMs: daily ? untilMidnight : null,
+  });
 }
 
 function settle(

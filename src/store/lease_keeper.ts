@@ -40,6 +40,11 @@ export interface Block extends BudgetRef {
   deleted: boolean;
   /** Dropped from the broker's blocks (idle, without a lease): never used again. */
   retired: boolean;
+  /**
+   * The budget's `used` as this instance last saw it (when it last grew its lease), plus what it
+   * wrote since: what other instances wrote meanwhile is not in it until the next lease change.
+   */
+  usedSeen: number;
 }
 
 /** The id of one budget of a key (of its block, or of its usage when it has no limit). */
@@ -63,6 +68,7 @@ export function newBlock(ref: BudgetRef, limit: number, now: number): Block {
     lock: Promise.resolve(),
     queued: 0,
     deleted: false,
+    usedSeen: 0,
     retired: false,
   };
 }
@@ -155,6 +161,7 @@ export class LeaseKeeper {
       // Read before KV: a flush of this instance landing meanwhile then counts twice, never zero.
       let holding = block.total;
       const state = await readBudget(this.#kv, block, now);
+      block.usedSeen = state.used;
       const mine = [...state.live, ...state.expired].find((l) => l.instance === this.#instance);
       if (!mine && block.written > 0) {
         this.lost(block);

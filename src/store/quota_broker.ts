@@ -46,6 +46,24 @@ export type ReserveResult = { ok: true; reservation: Reservation } | {
   reason: QuotaRefusal;
 };
 
+/** What is left of one budget. */
+export interface BudgetHeadroom {
+  limit: number;
+  remaining: number;
+  /** Until the budget is full again, or null when it never resets. */
+  resetMs: number | null;
+}
+
+/** What is left of a key's token and request budgets (null: no such budget). */
+export interface Headroom {
+  tokens: BudgetHeadroom | null;
+  requests: BudgetHeadroom | null;
+}
+
+function msToMidnight(now: number): number {
+  return 86_400_000 - (now % 86_400_000);
+}
+
 /** Options for {@linkcode QuotaBroker}. */
 export interface QuotaBrokerOptions {
   kv: Deno.Kv;
@@ -166,6 +184,28 @@ export class QuotaBroker {
     return { ok: true, reservation };
   }
 
+  /**
+   * What is left of the key's token and request budgets after this reservation, as far as this
+   * instance knows (usage other instances wrote since its last lease change is not seen): for the
+   * `x-ratelimit-*` headers of keys without a per-minute limit. Of the lifetime quota and today's
+   * budget, the one with less left is reported; `resetMs` is the time to 00:00 UTC for a daily
+   * budget, null for the lifetime quota.
+   */
+  headroom(reservation: Reservation): Headroom {
+    const blocks = reservation.budgets.blocks;
+    const left = (block: Block | null): BudgetHeadroom | null =>
+      block === null ? null : {
+        limit: block.limit,
+        remaining: Math.max(0, block.limit - block.usedSeen - block.pending - block.inFlight),
+        resetMs: block.day === null ? null : msToMidnight(this.#now()),
+      };
+    const [lifetime, dayTokens, dayRequests] = [left(blocks[0]), left(blocks[1]), left(blocks[2])];
+    const tokens = lifetime && dayTokens
+      ? (dayTokens.remaining < lifetime.remaining ? dayTokens : lifetime)
+      : lifetime ?? dayTokens;
+    return { tokens, requests: dayRequests };
+  }
+
   /** Settles a reservation with real usage; written to KV with the next flush. */
   settle(reservation: Reservation, totalTokens: number): void {
     const tokens = safeAmount(totalTokens);
@@ -260,6 +300,7 @@ export class QuotaBroker {
       const pending = block.pending;
       items.push(usageWrite(block, pending, () => {
         block.pending -= pending;
+        block.usedSeen += pending;
         block.total = Math.max(0, block.total - pending);
       }));
     }
