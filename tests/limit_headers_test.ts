@@ -23,6 +23,16 @@ Deno.test("limits: a rate of 0 is refused at key creation and update with a 400 
     // Budgets of 0 stay valid: a key with nothing left to spend.
     const budget = await gateway.admin("POST", "/keys", { name: "spent", quota_tokens: 0 });
     assertEquals(budget.status, 201);
+    const spent = await fetch(`${gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${(await budget.json()).key}`,
+        "content-type": "application/json",
+      },
+      body: JSON.stringify({ model: "gpt-test", messages: [{ role: "user", content: "hi" }] }),
+    });
+    assertEquals(spent.status, 429);
+    assertEquals((await spent.json()).error.code, "insufficient_quota");
     const { id } = await gateway.createKey({});
     const patched = await gateway.admin("PATCH", `/keys/${id}`, { rpm: 0 });
     assertEquals(patched.status, 400);
