@@ -1,7 +1,8 @@
 /** Per-request metrics and the access log line, written when an exchange finishes. */
 import type { Step } from "../pipeline/step.ts";
 import type { Logger } from "../log.ts";
-import type { Metrics } from "../metrics.ts";
+import type { CounterSeries, HistogramSeries, Metrics } from "../metrics.ts";
+import type { Completion } from "../context.ts";
 
 /** Describes the metrics this module writes. */
 export function describeRequestMetrics(metrics: Metrics): void {
@@ -26,33 +27,48 @@ export function describeRequestMetrics(metrics: Metrics): void {
 
 /** Registers the finisher that counts and logs each proxied request. */
 export function observeStep(metrics: Metrics, log: Logger): Step {
+  const requests = metrics.counter("modelgate_requests_total", [
+    "endpoint",
+    "backend",
+    "outcome",
+    "status",
+  ]);
+  const tokens = metrics.counter("modelgate_tokens_total", [
+    "endpoint",
+    "backend",
+    "outcome",
+    "kind",
+  ]);
+  const duration = metrics.histogram("modelgate_request_duration_ms", ["endpoint"]);
+  const ttft = metrics.histogram("modelgate_time_to_first_token_ms", ["endpoint"]);
+  /** The series of one combination of labels, found once (label values repeat). */
+  const seriesOf = new Map<string, Series>();
+  const series = (done: Completion & { endpoint: string }): Series => {
+    const backend = done.backend ?? "";
+    const id = `${done.endpoint}\u0000${backend}\u0000${done.outcome}\u0000${done.status}`;
+    let found = seriesOf.get(id);
+    if (!found) {
+      found = {
+        requests: requests.with(done.endpoint, backend, done.outcome, String(done.status)),
+        prompt: tokens.with(done.endpoint, backend, done.outcome, "prompt"),
+        completion: tokens.with(done.endpoint, backend, done.outcome, "completion"),
+        duration: duration.with(done.endpoint),
+        ttft: ttft.with(done.endpoint),
+      };
+      // Label values come from the config and a few closed sets: the map stays small.
+      if (seriesOf.size < 10_000) seriesOf.set(id, found);
+    }
+    return found;
+  };
   return function observe(c) {
     c.get("exchange").finishers.push((done) => {
       if (done.endpoint === null) return;
-      const labels = {
-        endpoint: done.endpoint,
-        backend: done.backend ?? "",
-        outcome: done.outcome,
-      };
-      metrics.inc("modelgate_requests_total", { ...labels, status: String(done.status) });
-      metrics.inc(
-        "modelgate_tokens_total",
-        { ...labels, kind: "prompt" },
-        done.usage.prompt_tokens,
-      );
-      metrics.inc(
-        "modelgate_tokens_total",
-        { ...labels, kind: "completion" },
-        done.usage.completion_tokens,
-      );
-      metrics.observe("modelgate_request_duration_ms", { endpoint: done.endpoint }, done.latencyMs);
-      if (done.ttftMs !== null) {
-        metrics.observe(
-          "modelgate_time_to_first_token_ms",
-          { endpoint: done.endpoint },
-          done.ttftMs,
-        );
-      }
+      const s = series(done as Completion & { endpoint: string });
+      s.requests.inc(1);
+      s.prompt.inc(done.usage.prompt_tokens);
+      s.completion.inc(done.usage.completion_tokens);
+      s.duration.observe(done.latencyMs);
+      if (done.ttftMs !== null) s.ttft.observe(done.ttftMs);
       log.info("request", {
         request_id: done.requestId,
         key_id: c.get("key")?.id,
@@ -70,4 +86,12 @@ export function observeStep(metrics: Metrics, log: Logger): Step {
       });
     });
   };
+}
+
+interface Series {
+  requests: CounterSeries;
+  prompt: CounterSeries;
+  completion: CounterSeries;
+  duration: HistogramSeries;
+  ttft: HistogramSeries;
 }
