@@ -15,6 +15,19 @@ export interface BenchGateway {
 
 const ADMIN_KEY = "bench-admin-key";
 
+/** A key with every limit on (quota, daily budgets, rates, allowlists), none ever reached. */
+export const FULL_PIPELINE_LIMITS: Readonly<Record<string, unknown>> = Object.freeze({
+  quota_tokens: 1e15,
+  daily_tokens: 1e15,
+  daily_requests: 1e12,
+  rpm: 1e9,
+  burst: 1e8,
+  tpm: 1e12,
+  max_concurrency: 1e6,
+  allowed_ips: ["127.0.0.1/32"],
+  allowed_models: ["bench-*"],
+});
+
 /** Options for {@linkcode startModelGate}. */
 export interface BenchGatewayOptions {
   backendUrl: string;
@@ -115,17 +128,7 @@ ${
     headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json" },
     body: JSON.stringify({
       name: "bench",
-      ...(options.limits ?? {
-        quota_tokens: 1e15,
-        daily_tokens: 1e15,
-        daily_requests: 1e12,
-        rpm: 1e9,
-        burst: 1e8,
-        tpm: 1e12,
-        max_concurrency: 1e6,
-        allowed_ips: ["127.0.0.1/32"],
-        allowed_models: ["bench-*"],
-      }),
+      ...(options.limits ?? FULL_PIPELINE_LIMITS),
     }),
   });
   const created = await response.json();

@@ -7,6 +7,7 @@
 import { parseConfig } from "../src/config.ts";
 import { silentLogger } from "../src/log.ts";
 import { startGateway } from "../src/server.ts";
+import { FULL_PIPELINE_LIMITS } from "./modelgate.ts";
 
 const ANSWER = JSON.stringify({
   id: "chatcmpl-bench",
@@ -68,17 +69,7 @@ async function createKey(fields: Record<string, unknown>): Promise<string> {
   return (await response.json()).key;
 }
 
-const fullKey = await createKey({
-  quota_tokens: 1e15,
-  daily_tokens: 1e15,
-  daily_requests: 1e12,
-  rpm: 1e9,
-  burst: 1e8,
-  tpm: 1e12,
-  max_concurrency: 1e6,
-  allowed_ips: ["127.0.0.1/32"],
-  allowed_models: ["bench-*"],
-});
+const fullKey = await createKey(FULL_PIPELINE_LIMITS);
 const bareKey = await createKey({});
 const body = JSON.stringify({
   model: "bench-model",
