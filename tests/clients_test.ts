@@ -204,3 +204,15 @@ Deno.test("clients: endpoints the gateway does not serve answer 404 unsupported_
     await anonymous.body?.cancel();
   });
 });
+
+Deno.test("clients: without server.cors, no browser origin is answered", async () => {
+  await withBackends(async (gateway) => {
+    const preflight = await fetch(`${gateway.url}/v1/chat/completions`, {
+      method: "OPTIONS",
+      headers: { origin: "https://app.example.com", "access-control-request-method": "POST" },
+    });
+    await preflight.body?.cancel();
+    assertEquals(preflight.status, 403);
+    assertEquals(preflight.headers.get("access-control-allow-origin"), null);
+  });
+});

@@ -75,6 +75,14 @@ Deno.test("hostile backend: a JSON answer that stalls after its headers ends in 
   });
 });
 
+Deno.test("hostile backend: a small JSON answer of declared length must arrive whole within idle_ms", async () => {
+  await withHostile(async (gateway) => {
+    const response = await chat(gateway, "trickle-declared");
+    assertEquals(response.status, 504, "every pause is under idle_ms; the whole answer is not");
+    assertEquals((await response.json()).error.code, "upstream_timeout");
+  });
+});
+
 Deno.test("hostile backend: answers over max_response_bytes, plain or gzip, are a 502 and nothing else is hurt", async () => {
   await withHostile(async (gateway) => {
     for (const model of ["huge-json", "gzip-bomb"]) {
@@ -181,23 +189,49 @@ Deno.test("hostile backend: a 4xx message never shows the backend's address in a
   });
 });
 
+Deno.test("hostile backend: a backend's 4xx message reaches the client on one line of at most 500 characters", async () => {
+  await withHostile(async (gateway) => {
+    const response = await chat(gateway, "long-error");
+    assertEquals(response.status, 400);
+    const message: string = (await response.json()).error.message;
+    assert(message.startsWith("bad input bad input"), message.slice(0, 50));
+    assert(!message.includes("\n"), "one line");
+    assertEquals(message.length, 501, "500 characters and an ellipsis");
+    assert(message.endsWith("…"));
+  });
+});
+
 Deno.test("hostile backend: routing-like fields a client sends are never forwarded", async () => {
   await withHostile(async (gateway, backend) => {
     const fields = {
       api_base: "http://evil.example",
       base_url: "http://evil.example",
       api_key: "sk-stolen",
+      api_version: "2099-01-01",
       organization: "org-x",
       extra_headers: { "x-target": "evil" },
+      extra_query: { target: "evil" },
+      extra_body: { target: "evil" },
       temperature: 0.5,
     };
-    const response = await chat(gateway, "normal", fields);
-    assertEquals(response.status, 200);
-    await response.body?.cancel();
-    const sent = backend.bodies.at(-1)!;
-    assertEquals(sent.temperature, 0.5);
-    for (const field of ["api_base", "base_url", "api_key", "organization", "extra_headers"]) {
-      assert(!(field in sent), `${field} was forwarded`);
+    const bodies: Record<string, Record<string, unknown>> = {
+      "/v1/chat/completions": { messages: [{ role: "user", content: "hi" }] },
+      "/v1/completions": { prompt: "hi" },
+      "/v1/embeddings": { input: "hi" },
+    };
+    for (const [path, body] of Object.entries(bodies)) {
+      const response = await fetch(`${gateway.url}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...gateway.auth },
+        body: JSON.stringify({ model: "normal", ...body, ...fields }),
+      });
+      assertEquals(response.status, 200, path);
+      await response.body?.cancel();
+      const sent = backend.bodies.at(-1)!;
+      assertEquals(sent.temperature, 0.5, path);
+      for (const field of Object.keys(fields).filter((f) => f !== "temperature")) {
+        assert(!(field in sent), `${field} was forwarded on ${path}`);
+      }
     }
   });
 });

@@ -76,3 +76,20 @@ Deno.test("readBody() keeps reading a slow body whose pauses stay under idleMs",
     assertEquals(JSON.parse(response.body).text, "abcde");
   });
 });
+
+Deno.test("readBody() wants a small body of declared length whole within idleMs, however it trickles", async () => {
+  await withReader({ maxBytes: 1000, idleMs: 150 }, async (url) => {
+    const conn = await RawConnection.open(url);
+    try {
+      await conn.send("POST / HTTP/1.1\r\nhost: test\r\ncontent-length: 4\r\n\r\na");
+      for (const part of ["b", "c"]) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        await conn.send(part);
+      }
+      const response = await conn.response();
+      assertEquals(response.status, 408, "each pause was under idleMs, the whole body was not");
+    } finally {
+      conn.close();
+    }
+  });
+});

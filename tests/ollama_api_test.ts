@@ -225,3 +225,29 @@ Deno.test("ollama API: failed and cancelled streams end as Ollama does and are b
     await checkAccounting(gateway, { keys: { [id]: { answered: 3 } } });
   });
 });
+
+Deno.test("ollama API: the older /api/embeddings, and Ollama-only features on each backend kind", async () => {
+  await withBackends(async (gateway, fakes) => {
+    const post = (path: string, body: Record<string, unknown>) =>
+      fetch(`${gateway.url}${path}`, {
+        method: "POST",
+        headers: { ...gateway.auth, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    for (const model of ["nomic-embed-text", "embed-test"]) {
+      const legacy = await post("/api/embeddings", { model, prompt: "hello" });
+      assertEquals(legacy.status, 200, model);
+      assertEquals((await legacy.json()).embedding[0], 0.5, `${model}: the backend's vector`);
+    }
+    const raw = { prompt: "[INST] hi [/INST]", raw: true, stream: false, api_key: "sk-x" };
+    const native = await post("/api/generate", { model: "llama3.2:1b", ...raw });
+    assertEquals(native.status, 200, "an Ollama backend serves raw prompts");
+    await native.body?.cancel();
+    const sent = fakes.ollama.requests.at(-1)!.body!;
+    assertEquals(sent.raw, true, "passed through as it came");
+    assert(!("api_key" in sent), "routing-like fields are removed on /api too");
+    const translated = await post("/api/generate", { model: "gpt-test", ...raw });
+    assertEquals(translated.status, 400);
+    assert((await translated.json()).error.includes("raw"), "the field is named");
+  });
+});

@@ -177,3 +177,42 @@ Deno.test("responses: the Vercel AI SDK's default openai(model) generates and st
     }
   });
 });
+
+Deno.test("responses: a backend configured with responses: true gets the request as it came", async () => {
+  const vllm = await startFakeOpenAi({ models: ["gpt-test"] });
+  const gateway = await startTestGateway(`
+backends:
+  - { name: vllm, type: vllm, base_url: "${vllm.url}", models: [gpt-test], responses: true }
+`);
+  try {
+    const answer = await gateway.client().responses.create({ model: "gpt-test", input: "Hi" });
+    assertEquals(answer.status, "completed");
+    assertEquals(vllm.requests.filter((r) => r.path === "/v1/responses").length, 1);
+    assertEquals(vllm.requests.filter((r) => r.path === "/v1/chat/completions").length, 0);
+  } finally {
+    await gateway.shutdown();
+    await vllm.close();
+  }
+});
+
+Deno.test("responses: the Vercel AI SDK's multi-turn chats work with store: false, and are refused clearly without", async () => {
+  await withBackends(async (gateway) => {
+    const openai = createOpenAI({ baseURL: `${gateway.url}/v1`, apiKey: gateway.apiKey });
+    // A conversation continued with the SDK's own record of the first turn, as apps do.
+    const turn = async (store: boolean) => {
+      const options = { providerOptions: { openai: { store } } };
+      const prompt = [{ role: "user" as const, content: "Say hello" }];
+      const first = await generateText({ model: openai("gpt-test"), messages: prompt, ...options });
+      return generateText({
+        model: openai("gpt-test"),
+        messages: [...prompt, ...first.response.messages, { role: "user", content: "Again" }],
+        ...options,
+      });
+    };
+    assertEquals((await turn(false)).text, DEFAULT_REPLY);
+    const stored = await turn(true).catch((err) => err);
+    assert(stored instanceof Error, "earlier turns by reference need stored responses");
+    const body = String((stored as { responseBody?: string }).responseBody ?? stored.message);
+    assert(body.includes("unsupported_parameter"), body);
+  });
+});

@@ -4,6 +4,7 @@
  *
  * - `stall-after-headers`: 200 and the start of a JSON body, then silence
  * - `stall-declared`: the same with a declared `Content-Length` the body never reaches
+ * - `trickle-declared`: a JSON answer of declared length sent a byte every 100 ms
  * - `stall-error`: 500 and the start of an error body, then silence
  * - `huge-json`: a valid JSON answer of `hugeBytes` bytes
  * - `gzip-bomb`: a small gzip body that inflates to `hugeBytes` bytes
@@ -12,6 +13,7 @@
  * - `absurd-usage`: usage of 18446744073709551615 prompt tokens (streamed and not)
  * - `zero-total`: usage whose `total_tokens` is 0 although prompt and completion are not
  * - `leaky-error`: a 400 whose message names the backend's own host and port in several forms
+ * - `long-error`: a 400 whose message is 5,000 characters over several lines
  * - `error-event`: a stream that sends one chunk, then an error event with the backend's text
  * - `cr-stream`: a stream with bare-CR line endings and a usage chunk
  * - `no-headers`: never answers; counts the requests whose caller gave up (`abandoned`)
@@ -36,6 +38,7 @@ export const HOSTILE_MODELS = [
   "normal",
   "stall-after-headers",
   "stall-declared",
+  "trickle-declared",
   "stall-error",
   "huge-json",
   "gzip-bomb",
@@ -44,6 +47,7 @@ export const HOSTILE_MODELS = [
   "absurd-usage",
   "zero-total",
   "leaky-error",
+  "long-error",
   "error-event",
   "cr-stream",
   "no-headers",
@@ -137,6 +141,23 @@ export function startHostileBackend(options: { hugeBytes?: number } = {}): Promi
         return new Response(hanging('{"id":"chatcmpl-1","choices":['), {
           headers: { "content-type": "application/json", "content-length": "4096" },
         });
+      case "trickle-declared": {
+        const text = '{"id":"x","choices":[]}';
+        let sent = 0;
+        const trickle = new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            if (sent === text.length) return controller.close();
+            if (sent > 0) await new Promise((resolve) => setTimeout(resolve, 100));
+            controller.enqueue(encoder.encode(text[sent++]));
+          },
+          cancel() {
+            state.cancelled++;
+          },
+        });
+        return new Response(trickle, {
+          headers: { "content-type": "application/json", "content-length": String(text.length) },
+        });
+      }
       case "stall-error":
         return new Response(hanging('{"error":{"message":"over'), {
           status: 500,
@@ -173,6 +194,8 @@ export function startHostileBackend(options: { hugeBytes?: number } = {}): Promi
           status: 400,
         });
       }
+      case "long-error":
+        return Response.json({ error: { message: "bad input\n".repeat(500) } }, { status: 400 });
       case "error-event":
         return new Response(
           chunk("a") +

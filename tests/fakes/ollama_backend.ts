@@ -1,6 +1,6 @@
 /**
  * A fake Ollama: a real HTTP server on loopback speaking Ollama's native API (`/api/tags`,
- * `/api/chat`, `/api/generate`, `/api/embed`) with NDJSON streams cut at awkward byte boundaries.
+ * `/api/chat`, `/api/generate`, `/api/embed`, `/api/embeddings`) with NDJSON streams cut at awkward byte boundaries.
  * Behaviour is chosen by the request: `[tool]` in the last user message asks for a tool call,
  * `options.num_predict` cuts the answer with `done_reason: "length"`, and the models
  * `slow-stream`, `error-midstream` and `die-midstream` stream forever, report an error line, or
@@ -90,6 +90,11 @@ export function startFakeOllama(options: { models?: string[] } = {}): Promise<Fa
         load_duration: 10,
         prompt_eval_count: inputs.length * 2,
       });
+    }
+    if (path === "/api/embeddings") {
+      // Ollama's older endpoint: one prompt, one vector.
+      const prompt = String(body.prompt ?? "");
+      return Response.json({ embedding: [prompt.length / 10, 0.25, -0.5, 1] });
     }
     if (path !== "/api/chat" && path !== "/api/generate") {
       return Response.json({ error: "not found" }, { status: 404 });
