@@ -10,6 +10,8 @@ export type Outcome = "completed" | "client_cancelled" | "upstream_error" | "tim
 /** Everything known about a finished request: the input of quota settlement and the ledger. */
 export interface Completion {
   requestId: string;
+  /** The id of the request's API key, or null when none was accepted. */
+  keyId: string | null;
   /** The client's wire format; null for requests that never reached a proxied endpoint. */
   endpoint: FormatName | null;
   /** The model that served the request (after aliases and fallbacks), or the one asked for. */
@@ -39,6 +41,8 @@ export type Finisher = (completion: Completion) => void | Promise<void>;
 /** One /v1 request in flight: filled in as the pipeline learns more, finished exactly once. */
 export interface Exchange {
   requestId: string;
+  /** The id of the API key, once authenticated. */
+  keyId: string | null;
   /** `now()` when the request arrived, in ms. */
   startedAt: number;
   endpoint: FormatName | null;

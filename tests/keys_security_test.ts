@@ -15,8 +15,10 @@ backends:
   - { name: up, type: vllm, base_url: "${fake.url}", models: [gpt-test] }
 `);
   const secrets: string[] = [gateway.apiKey];
+  let holderId = "";
   try {
     const created = await gateway.createKey({ name: "secret-holder" });
+    holderId = created.id;
     secrets.push(created.key);
     const use = async (key: string) => {
       const response = await fetch(`${gateway.url}/v1/chat/completions`, {
@@ -46,6 +48,11 @@ backends:
     const files = [...Deno.readDirSync(dir)].map((entry) => `${dir}/${entry.name}`);
     assert(files.length > 0);
     const logs = gateway.logs.join("\n");
+    // Each request's access line names its key by id instead.
+    const requests = gateway.logs.map((line) => JSON.parse(line)).filter((entry) =>
+      entry.message === "request"
+    );
+    assertEquals(requests.map((entry) => entry.key_id), [holderId, holderId, holderId]);
     for (const secret of secrets) {
       assert(!logs.includes(secret), "a log line holds a plaintext key");
       for (const file of files) {

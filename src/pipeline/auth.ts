@@ -51,6 +51,7 @@ export function authStep(options: ApiKeyAuthOptions): Step {
       );
     }
     c.set("key", key!);
+    c.get("exchange").keyId = key!.id;
   };
   return function authenticate(c) {
     const presented = credential(c.req.header("authorization")) ?? c.req.header("x-api-key") ??

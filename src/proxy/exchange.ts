@@ -27,6 +27,7 @@ export function openExchange(c: Context<GatewayEnv>, options: ExchangeOptions): 
   const requestId = given !== undefined && REQUEST_ID.test(given) ? given : crypto.randomUUID();
   const ex: Exchange = {
     requestId,
+    keyId: null,
     startedAt: options.now(),
     endpoint: null,
     model: null,
@@ -105,6 +106,7 @@ export function finishExchange(
   if (ex.finishers.length === 0) return;
   const completion: Completion = {
     requestId: ex.requestId,
+    keyId: ex.keyId,
     endpoint: ex.endpoint,
     model: ex.servedModel ?? ex.model ?? "",
     requestedModel: ex.model ?? "",

@@ -60,31 +60,34 @@ export function observeStep(metrics: Metrics, log: Logger): Step {
     }
     return found;
   };
-  return function observe(c) {
-    c.get("exchange").finishers.push((done) => {
-      if (done.endpoint === null) return;
-      const s = series(done as Completion & { endpoint: string });
-      s.requests.inc(1);
-      s.prompt.inc(done.usage.prompt_tokens);
-      s.completion.inc(done.usage.completion_tokens);
-      s.duration.observe(done.latencyMs);
-      if (done.ttftMs !== null) s.ttft.observe(done.ttftMs);
-      log.info("request", {
-        request_id: done.requestId,
-        key_id: c.get("key")?.id,
-        endpoint: done.endpoint,
-        model: done.model,
-        backend: done.backend,
-        stream: done.stream,
-        status: done.status,
-        outcome: done.outcome,
-        prompt_tokens: done.usage.prompt_tokens,
-        completion_tokens: done.usage.completion_tokens,
-        latency_ms: Math.round(done.latencyMs),
-        ttft_ms: done.ttftMs === null ? null : Math.round(done.ttftMs),
-        client_ip: done.clientIp,
-      });
+  // One finisher for every request: it reads only the completion, so an open stream keeps
+  // nothing of its request alive through it.
+  const record = (done: Completion): void => {
+    if (done.endpoint === null) return;
+    const s = series(done as Completion & { endpoint: string });
+    s.requests.inc(1);
+    s.prompt.inc(done.usage.prompt_tokens);
+    s.completion.inc(done.usage.completion_tokens);
+    s.duration.observe(done.latencyMs);
+    if (done.ttftMs !== null) s.ttft.observe(done.ttftMs);
+    log.info("request", {
+      request_id: done.requestId,
+      key_id: done.keyId ?? undefined,
+      endpoint: done.endpoint,
+      model: done.model,
+      backend: done.backend,
+      stream: done.stream,
+      status: done.status,
+      outcome: done.outcome,
+      prompt_tokens: done.usage.prompt_tokens,
+      completion_tokens: done.usage.completion_tokens,
+      latency_ms: Math.round(done.latencyMs),
+      ttft_ms: done.ttftMs === null ? null : Math.round(done.ttftMs),
+      client_ip: done.clientIp,
     });
+  };
+  return function observe(c) {
+    c.get("exchange").finishers.push(record);
   };
 }
 
