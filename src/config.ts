@@ -215,7 +215,11 @@ function readCorsOrigins(s: Section): string[] {
     } catch {
       // Reported below.
     }
-    if (!url || (url.protocol !== "http:" && url.protocol !== "https:") || url.origin !== origin) {
+    // URL accepts "*" in a host name, where it would match no browser's origin.
+    if (
+      !url || (url.protocol !== "http:" && url.protocol !== "https:") || url.origin !== origin ||
+      origin.includes("*")
+    ) {
       throw new ConfigError(
         `${s.at("allowed_origins")}[${index}]`,
         'expected an origin such as "https://app.example.com" (no path, no wildcard)',

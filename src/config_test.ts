@@ -131,6 +131,33 @@ Deno.test("parseConfig() errors name the path in the file", () => {
   assert(configError("server: [1, 2\n").startsWith("Invalid config: the file is not valid YAML"));
 });
 
+Deno.test("parseConfig() takes exact browser origins only: no wildcard, path or other scheme", () => {
+  const origins = (list: string) =>
+    parseConfig(`server:\n  cors:\n    allowed_origins: ${list}\n`, noEnv).server.corsOrigins;
+  assertEquals(origins('["https://app.example.com", "http://localhost:5173"]'), [
+    "https://app.example.com",
+    "http://localhost:5173",
+  ]);
+  for (
+    const bad of [
+      '"*"',
+      '"https://*.example.com"',
+      '"https://app.example.com/"',
+      '"https://app.example.com/path"',
+      '"null"',
+      '"file:///tmp"',
+      '"chrome-extension://abc"',
+      '"app.example.com"',
+    ]
+  ) {
+    assertEquals(
+      configError(`server:\n  cors:\n    allowed_origins: ["https://ok.example.com", ${bad}]\n`),
+      'Invalid config at "server.cors.allowed_origins[1]": expected an origin such as "https://app.example.com" (no path, no wildcard)',
+      bad,
+    );
+  }
+});
+
 Deno.test("parseConfig() does not let an environment value change the document's structure", () => {
   const env = (name: string) => (name === "EVIL" ? "x\nadmin:\n  api_key: pwned" : undefined);
   const config = parseConfig('server: { host: "${EVIL}" }\n', env);
