@@ -66,15 +66,15 @@ export function proxyEndpoint<P extends ParsedRequest>(
     ex.model = request.model;
     ex.stream = request.stream;
     const group = c.get("key").group || "default";
-    deps.checkAccess?.(c, request.model, deps.router.canonical(request.model, group));
-    if (!deps.router.serves(request.model, group)) throw modelNotFound(request.model);
+    const plan = deps.router.plan(request.model, group);
+    deps.checkAccess?.(c, request.model, plan.model);
+    if (plan.tiers.length === 0) throw modelNotFound(request.model);
     await deps.beforeSend?.(c, { codec, request });
     // From here on the request counts as sent: it gets a ledger record whatever happens.
     const flight = inFlight.open(c.req.raw.signal);
     ex.finishers.push(flight.release);
-    const routed = await deps.router.route({
+    const routed = await deps.router.route(plan, {
       model: request.model,
-      group,
       signal: flight.signal,
       progress: ex,
     }, (target, signal) => {

@@ -59,7 +59,7 @@ const tier = (model: string, ...backends: string[]): Tier => ({ model, backends 
 /** An attempt that answers at once with the backend's name. */
 const answer = (target: Target) => Promise.resolve(target.adapter.config.name);
 
-const request = (signal = new AbortController().signal) => ({ model: "m", group: "g", signal });
+const request = (signal = new AbortController().signal) => ({ model: "m", signal });
 
 /** Lets queued promise callbacks run. */
 const settle = () => new Promise((resolve) => setTimeout(resolve, 0));

@@ -71,15 +71,15 @@ export function createRouter(options: RouterOptions): Router {
   const prober = createProber({ adapters, config, clock, catalog, dispatcher, backends, log });
 
   const router: Router = {
-    canonical: (model, group) => policy.canonical(model, group),
     list: (group) => policy.list(group),
-    serves: (model, group) =>
-      policy.plan(policy.canonical(model, group), policy.group(group)).length > 0,
-    route(request, attempt) {
-      const group = policy.group(request.group);
-      const tiers = policy.plan(policy.canonical(request.model, request.group), group);
-      if (tiers.length === 0) return Promise.reject(modelNotFound(request.model));
-      return dispatcher.route(tiers, group, request, attempt);
+    plan(model, groupName) {
+      const group = policy.group(groupName);
+      const canonical = policy.canonical(model, groupName);
+      return { model: canonical, group, tiers: policy.plan(canonical, group) };
+    },
+    route(plan, request, attempt) {
+      if (plan.tiers.length === 0) return Promise.reject(modelNotFound(request.model));
+      return dispatcher.route(plan.tiers, plan.group, request, attempt);
     },
     snapshot: () => [...backends.values()].map((b) => view(b, dispatcher, catalog)),
     models() {

@@ -74,3 +74,29 @@ Deno.test("createRouter(): probes that fail count like failed requests once a ba
   assertEquals(router.ready(), false);
   await router.stop();
 });
+
+Deno.test("createRouter().plan() names the canonical model after the group's aliases, with no tiers when nothing serves it", () => {
+  const config = parseConfig(
+    `backends:
+  - { name: a, type: vllm, base_url: "http://a:8000", models: [llama3.2] }
+  - { name: b, type: vllm, base_url: "http://b:8000", models: [qwen3] }
+models:
+  llama3.2: { aliases: [default], fallbacks: [qwen3] }
+groups:
+  free: { backends: [a], models: { chat: default } }
+`,
+    () => undefined,
+  );
+  const adapters = config.backends.map((c) => configAdapter(c));
+  const router = createRouter({ adapters, config, log: silentLogger, clock: new ManualClock() });
+  const tiers = (plan: { tiers: readonly { model: string; backends: readonly string[] }[] }) =>
+    plan.tiers.map((t) => `${t.model}@${t.backends.join("+")}`);
+  const free = router.plan("chat", "free");
+  assertEquals([free.model, free.group.name, tiers(free)], ["llama3.2", "free", ["llama3.2@a"]]);
+  const other = router.plan("default", "default");
+  assertEquals([other.model, tiers(other)], ["llama3.2", ["llama3.2@a", "qwen3@b"]]);
+  const chat = router.plan("chat", "default");
+  assertEquals([chat.model, tiers(chat)], ["chat", []], "another group's alias is not this one's");
+  const unknown = router.plan("no-such-model", "free");
+  assertEquals([unknown.model, tiers(unknown)], ["no-such-model", []]);
+});

@@ -1,5 +1,6 @@
 /** The router's contract with the proxy handler, the admin API and /metrics. */
 import type { Adapter, BackendType } from "../../adapters/types.ts";
+import type { GroupPolicy, Tier } from "./policy.ts";
 
 /** One attempt's target. */
 export interface Target {
@@ -21,12 +22,23 @@ export interface RouteProgress {
   queuedMs: number;
 }
 
+/** Where a request for one model name of one group may go: found once per request. */
+export interface RoutePlan {
+  /**
+   * The canonical model the name stands for in the group (group aliases, then global aliases),
+   * whether or not anything serves it: used to check a key's allowed_models.
+   */
+  model: string;
+  /** The group's routing rules. */
+  group: GroupPolicy;
+  /** The model, then its fallbacks, each with the backends the group may use; empty: not served. */
+  tiers: readonly Tier[];
+}
+
 /** One client request to route. */
 export interface RouteRequest {
   /** The model name the client sent. */
   model: string;
-  /** The key's group (key.group; "default" when unset). */
-  group: string;
   /** Aborted when the client leaves or the gateway stops: a queued request leaves the queue. */
   signal: AbortSignal;
   /** Filled in as the request is routed, also when routing ends in an error. */
@@ -106,17 +118,17 @@ export type AttemptResult =
 
 /** Schedules requests over the fleet: catalog, policy, dispatch and health behind one face. */
 export interface Router {
-  /**
-   * The model a name stands for in this group (group aliases, then global aliases); pure, no
-   * existence check: used to check a key's allowed_models without revealing what exists.
-   */
-  canonical(model: string, group: string): string;
   /** What GET /v1/models shows a key of this group (group aliases included). */
   list(group: string): ListedModel[];
-  /** Whether some backend this group may use serves the model or one of its fallbacks. */
-  serves(model: string, group: string): boolean;
   /**
-   * Routes one request: candidates, slot or queue, attempts with failover, then fallbacks.
+   * The plan for a model name sent by a key of this group (`group`: key.group, "default" when
+   * unset). Its canonical model lets a key's allowed_models be checked before anything reveals
+   * whether the model exists; its tiers are empty when no backend the group may use serves the
+   * model or one of its fallbacks.
+   */
+  plan(model: string, group: string): RoutePlan;
+  /**
+   * Routes one request along its plan: slot or queue, attempts with failover, then fallbacks.
    * `attempt` sends to one target and resolves once response headers arrived (2xx), or throws a
    * GatewayError. Another candidate is tried when the error's code is "upstream_error" or
    * "upstream_timeout" or it is the backend's 429; any other error is thrown at once. Throws
@@ -125,6 +137,7 @@ export interface Router {
    * last attempt's error.
    */
   route<T>(
+    plan: RoutePlan,
     request: RouteRequest,
     attempt: (target: Target, signal: AbortSignal) => Promise<T>,
   ): Promise<Routed<T>>;
