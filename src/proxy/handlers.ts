@@ -91,7 +91,7 @@ export function proxyEndpoint<P extends ParsedRequest>(
     ex.finishers.push((done) =>
       routed.release({
         failed: done.outcome !== "completed",
-        latencyMs: done.latencyMs - routed.queuedMs,
+        latencyMs: done.latencyMs - ex.queuedMs,
       })
     );
     const answer = routed.value;

@@ -8,7 +8,7 @@ import type { Backend } from "./backend.ts";
 import type { Clock } from "./clock.ts";
 import type { GroupPolicy, Tier } from "./policy.ts";
 import { abortError, WaitingRoom } from "./waiting_room.ts";
-import type { AttemptResult, Routed, RouteProgress, RouteRequest, Target } from "./types.ts";
+import type { AttemptResult, Routed, RouteRequest, Target } from "./types.ts";
 
 /** Options for {@linkcode Dispatcher}. */
 export interface DispatchOptions {
@@ -36,7 +36,6 @@ type Attempt<T> = (target: Target, signal: AbortSignal) => Promise<T>;
 interface Job<T> {
   request: RouteRequest;
   group: GroupPolicy;
-  progress: RouteProgress;
   attempt: Attempt<T>;
 }
 
@@ -75,8 +74,7 @@ export class Dispatcher {
     request: RouteRequest,
     attempt: Attempt<T>,
   ): Promise<Routed<T>> {
-    const progress: RouteProgress = request.progress ?? { attempts: 0, queuedMs: 0 };
-    const job: Job<T> = { request, group, progress, attempt };
+    const job: Job<T> = { request, group, attempt };
     let last: GatewayError | null = null;
     for (const tier of tiers) {
       const result = await this.#tier(tier, job);
@@ -132,7 +130,7 @@ export class Dispatcher {
       const backend = this.#take(candidates) ??
         await this.#wait(tier, candidates, job, deadline);
       if (!backend) return { error: last ?? noBackendAvailable(request.model) };
-      job.progress.attempts++;
+      job.request.progress.attempts++;
       const outcome = await this.#send(backend, tier, job);
       if (!("error" in outcome)) return outcome;
       tried.add(backend);
@@ -168,7 +166,7 @@ export class Dispatcher {
         signal: job.request.signal,
       });
     } finally {
-      job.progress.queuedMs += clock.now() - since;
+      job.request.progress.queuedMs += clock.now() - since;
     }
   }
 
@@ -203,8 +201,6 @@ export class Dispatcher {
     return {
       value,
       target,
-      attempts: job.progress.attempts,
-      queuedMs: job.progress.queuedMs,
       release: (end) => {
         if (released) return;
         released = true;

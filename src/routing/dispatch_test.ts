@@ -59,7 +59,12 @@ const tier = (model: string, ...backends: string[]): Tier => ({ model, backends 
 /** An attempt that answers at once with the backend's name. */
 const answer = (target: Target) => Promise.resolve(target.adapter.config.name);
 
-const request = (signal = new AbortController().signal) => ({ model: "m", signal });
+/** A request to route, with the progress it fills in. */
+const request = (signal = new AbortController().signal) => ({
+  model: "m",
+  signal,
+  progress: { attempts: 0, queuedMs: 0 },
+});
 
 /** Lets queued promise callbacks run. */
 const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -146,18 +151,23 @@ Deno.test("Dispatcher: when the group's wait ends the request moves to the next 
   const plan = [tier("m", "a"), tier("fallback", "cloud")];
   await dispatcher.route(plan, group(), request(), answer);
   // A group that never waits spills over at once.
-  const spilled = await dispatcher.route(plan, group(0, 0), request(), answer);
-  assertEquals([spilled.value, spilled.target.model, spilled.queuedMs], ["cloud", "fallback", 0]);
+  const hurried = request();
+  const spilled = await dispatcher.route(plan, group(0, 0), hurried, answer);
+  assertEquals([spilled.value, spilled.target.model, hurried.progress.queuedMs], [
+    "cloud",
+    "fallback",
+    0,
+  ]);
   // A group that waits a minute stays queued until the minute is over.
-  const progress = { attempts: 0, queuedMs: 0 };
-  const patient = dispatcher.route(plan, group(2, 60_000), { ...request(), progress }, answer);
+  const waiting = request();
+  const patient = dispatcher.route(plan, group(2, 60_000), waiting, answer);
   await settle();
   clock.advance(59_999);
   await settle();
   assertEquals(dispatcher.queued("m"), 1);
   clock.advance(1);
   const routed = await patient;
-  assertEquals([routed.value, routed.queuedMs, progress.queuedMs], ["cloud", 60_000, 60_000]);
+  assertEquals([routed.value, waiting.progress.queuedMs], ["cloud", 60_000]);
 });
 
 Deno.test("Dispatcher: a full queue moves on at once; nothing left is 503 with Retry-After", async () => {
@@ -187,13 +197,14 @@ Deno.test("Dispatcher fails over on upstream errors and the backend's 429, never
     const error = fail(name);
     return error ? Promise.reject(error) : Promise.resolve(name);
   };
+  const first = request();
   const routed = await dispatcher.route(
     [tier("m", "a", "b")],
     group(),
-    request(),
+    first,
     flaky((n) => (n === "a" ? upstreamError("down") : null)),
   );
-  assertEquals([routed.value, routed.attempts, tried], ["b", 2, ["a", "b"]]);
+  assertEquals([routed.value, first.progress.attempts, tried], ["b", 2, ["a", "b"]]);
   assertEquals(backends.get("a")!.health.consecutiveFailures, 1);
   assertEquals(backends.get("a")!.inFlight, 0);
 
@@ -203,13 +214,14 @@ Deno.test("Dispatcher fails over on upstream errors and the backend's 429, never
     type: "rate_limit_error",
     code: "rate_limit_exceeded",
   });
-  const second = await dispatcher.route(
+  const second = request();
+  await dispatcher.route(
     [tier("m", "a", "b")],
     group(),
-    request(),
+    second,
     flaky((n) => (n === tried[0] && tried.length === 1 ? limited : null)),
   );
-  assertEquals([second.attempts, tried.length], [2, 2]);
+  assertEquals([second.progress.attempts, tried.length], [2, 2]);
 
   tried.length = 0;
   const err = await assertRejects(
@@ -230,18 +242,18 @@ Deno.test("Dispatcher tries at most 1 + retries backends per tier, then throws t
     [{ name: "a" }, { name: "b" }, { name: "c" }],
     { retries: 1 },
   );
-  const progress = { attempts: 0, queuedMs: 0 };
+  const failing = request();
   const err = await assertRejects(
     () =>
       dispatcher.route(
         [tier("m", "a", "b", "c")],
         group(),
-        { ...request(), progress },
+        failing,
         (t) => Promise.reject(upstreamError(`"${t.adapter.config.name}" is down`)),
       ),
     GatewayError,
   ) as GatewayError;
-  assertEquals([err.status, err.code, progress.attempts], [502, "upstream_error", 2]);
+  assertEquals([err.status, err.code, failing.progress.attempts], [502, "upstream_error", 2]);
   assertEquals([...backends.values()].map((b) => b.inFlight), [0, 0, 0]);
 });
 

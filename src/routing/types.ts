@@ -42,7 +42,7 @@ export interface RouteRequest {
   /** Aborted when the client leaves or the gateway stops: a queued request leaves the queue. */
   signal: AbortSignal;
   /** Filled in as the request is routed, also when routing ends in an error. */
-  progress?: RouteProgress;
+  progress: RouteProgress;
 }
 
 /** How a response that already started ended, as the handler tells the router. */
@@ -56,8 +56,6 @@ export interface RouteEnd {
 export interface Routed<T> {
   value: T;
   target: Target;
-  attempts: number;
-  queuedMs: number;
   /**
    * Frees the backend slot; the handler calls it exactly once when the response or stream
    * ends (double calls are harmless).
