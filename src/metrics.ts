@@ -2,8 +2,9 @@
  * Counters and histograms exposed at /metrics in Prometheus' text format.
  *
  * Recording is on the path of every request, so it builds no strings: a series is found by its
- * label names and values in a tree of maps (its label text is made once, when it first appears),
- * and callers that record often keep the series itself (`counter(name, labelNames).with(...)`).
+ * label values, in the order of its metric's label names, in a tree of maps (its label text is made
+ * once, when it first appears), and callers that record often keep the series itself
+ * (`counter(name, labelNames).with(...)`).
  */
 
 /** Label names and values of one series. */
@@ -60,65 +61,120 @@ export class HistogramSeries extends Series {
   }
 }
 
-/** A level of a family's tree: per label name, per value, the next level. */
+/** A level of a family's tree: per value of the next label, the next level. */
 interface Node<S> {
-  children: Map<string, Map<string, Node<S>>> | null;
+  next: Map<string, Node<S>> | null;
   series: S | null;
 }
 
-/** The series of one metric, found by label names and values; listed once they record. */
+/**
+ * The series of one metric. Its label names are fixed on first use (or declared by `counter()` and
+ * `histogram()`), and a series is found by its values in that order whatever the order of the keys
+ * it is given in: one label set is one series, as Prometheus requires.
+ */
 class Family<S extends Series> {
   /** Series that recorded something, in the order they first did (the order they render in). */
   readonly listed: S[] = [];
-  #root: Node<S> = { children: null, series: null };
+  #name: string;
+  #names: readonly string[] | null = null;
+  #root: Node<S> = { next: null, series: null };
   #make: (labels: string, list: (series: Series) => void) => S;
   #list = (series: Series) => this.listed.push(series as S);
 
-  constructor(make: (labels: string, list: (series: Series) => void) => S) {
+  constructor(name: string, make: (labels: string, list: (series: Series) => void) => S) {
+    this.#name = name;
     this.#make = make;
   }
 
-  /** The series with these labels (names in this order), created when new. */
-  get(labels: Labels): S {
-    let node = this.#root;
-    for (const name in labels) node = child(node, name, labels[name]);
-    return node.series ??= this.#make(renderLabels(labels), this.#list);
+  /**
+   * The family's label names: `names` when it has none yet, else its own, which `names` must
+   * match in any order. Throws for other names.
+   */
+  fix(names: readonly string[]): readonly string[] {
+    if (this.#names === null) this.#names = [...names];
+    else if (!sameNames(this.#names, names)) throw this.#mismatch(names);
+    return this.#names;
   }
 
-  /** The series with these label names and values, created when new. */
-  with(names: readonly string[], values: readonly string[]): S {
+  /**
+   * The series with these labels, created when new. Throws for a label set with other names (a
+   * missing name is caught on every call, an extra one when the series is new: cheap on the path
+   * every request takes).
+   */
+  get(labels: Labels): S {
+    const names = this.#names ?? this.fix(Object.keys(labels));
     let node = this.#root;
-    for (let i = 0; i < names.length; i++) node = child(node, names[i], values[i]);
+    for (const name of names) {
+      const value = labels[name];
+      if (value === undefined) throw this.#mismatch(Object.keys(labels));
+      node = child(node, value);
+    }
     if (node.series) return node.series;
-    const labels: Labels = {};
-    names.forEach((name, i) => labels[name] = values[i]);
-    return node.series = this.#make(renderLabels(labels), this.#list);
+    if (Object.keys(labels).length !== names.length) throw this.#mismatch(Object.keys(labels));
+    return node.series = this.#make(renderLabels(names, names.map((n) => labels[n])), this.#list);
+  }
+
+  /** The series with these values, in the order of the family's label names, created when new. */
+  at(values: readonly string[]): S {
+    let node = this.#root;
+    for (const value of values) node = child(node, value);
+    if (node.series) return node.series;
+    const names = this.#names ?? [];
+    if (values.length !== names.length) {
+      throw new Error(
+        `Metric "${this.#name}" takes ${names.length} label values, not ${values.length}`,
+      );
+    }
+    return node.series = this.#make(renderLabels(names, values), this.#list);
   }
 
   /** The series with these labels if it exists. */
   find(labels: Labels): S | null {
+    const names = this.#names;
+    if (names === null || !sameNames(names, Object.keys(labels))) return null;
     let node: Node<S> | undefined = this.#root;
-    for (const name in labels) {
-      node = node.children?.get(name)?.get(labels[name]);
+    for (const name of names) {
+      node = node.next?.get(labels[name]);
       if (!node) return null;
     }
     return node.series;
   }
+
+  #mismatch(names: readonly string[]): Error {
+    const quoted = (list: readonly string[]) => list.map((n) => `"${n}"`).join(", ") || "none";
+    return new Error(
+      `Metric "${this.#name}" has labels ${quoted(this.#names ?? [])}, not ${quoted(names)}`,
+    );
+  }
 }
 
-function child<S>(node: Node<S>, name: string, value: string): Node<S> {
-  node.children ??= new Map();
-  let byValue = node.children.get(name);
-  if (!byValue) {
-    byValue = new Map();
-    node.children.set(name, byValue);
-  }
-  let next = byValue.get(value);
+/** Whether two lists hold the same label names, in any order. */
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((name) => b.includes(name));
+}
+
+function child<S>(node: Node<S>, value: string): Node<S> {
+  node.next ??= new Map();
+  let next = node.next.get(value);
   if (!next) {
-    next = { children: null, series: null };
-    byValue.set(value, next);
+    next = { next: null, series: null };
+    node.next.set(value, next);
   }
   return next;
+}
+
+/**
+ * How a caller's list of values finds its series: straight through when the caller names the labels
+ * in the family's order, else reordered.
+ */
+function seriesBy<S extends Series>(
+  family: Family<S>,
+  labelNames: readonly string[],
+): (values: readonly string[]) => S {
+  const names = family.fix(labelNames);
+  if (names.every((name, i) => name === labelNames[i])) return (values) => family.at(values);
+  const order = names.map((name) => labelNames.indexOf(name));
+  return (values) => family.at(order.map((i) => values[i]));
 }
 
 /** A counter with fixed label names: `with(...values)` is the series to keep and add to. */
@@ -150,14 +206,14 @@ export class Metrics {
 
   /** A counter whose series the caller finds once and keeps (`with(...values)`). */
   counter(name: string, labelNames: readonly string[] = []): Counter {
-    const family = this.#counterFamily(name);
-    return { with: (...values) => family.with(labelNames, values) };
+    const find = seriesBy(this.#counterFamily(name), labelNames);
+    return { with: (...values) => find(values) };
   }
 
   /** A histogram whose series the caller finds once and keeps (`with(...values)`). */
   histogram(name: string, labelNames: readonly string[] = []): Histogram {
-    const family = this.#histogramFamily(name);
-    return { with: (...values) => family.with(labelNames, values) };
+    const find = seriesBy(this.#histogramFamily(name), labelNames);
+    return { with: (...values) => find(values) };
   }
 
   /**
@@ -210,7 +266,11 @@ export class Metrics {
       header(name, "gauge");
       const value = read();
       if (typeof value === "number") lines.push(`${name} ${value}`);
-      else for (const [labels, v] of value) lines.push(`${name}${renderLabels(labels)} ${v}`);
+      else {
+        for (const [labels, v] of value) {
+          lines.push(`${name}${renderLabels(Object.keys(labels), Object.values(labels))} ${v}`);
+        }
+      }
     }
     return lines.join("\n") + "\n";
   }
@@ -232,16 +292,15 @@ function familyOf<S extends Series>(
 ): Family<S> {
   let family = families.get(name);
   if (!family) {
-    family = new Family(make);
+    family = new Family(name, make);
     families.set(name, family);
   }
   return family;
 }
 
-function renderLabels(labels: Labels): string {
-  const entries = Object.entries(labels);
-  if (entries.length === 0) return "";
-  return `{${entries.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(",")}}`;
+function renderLabels(names: readonly string[], values: readonly string[]): string {
+  if (names.length === 0) return "";
+  return `{${names.map((name, i) => `${name}="${escapeLabel(values[i])}"`).join(",")}}`;
 }
 
 function withLabel(key: string, name: string, value: string): string {

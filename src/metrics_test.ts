@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../tests/assert.ts";
+import { assert, assertEquals, assertStringIncludes } from "../tests/assert.ts";
 import { Metrics } from "./metrics.ts";
 
 Deno.test("Metrics renders counters, escaped labels and cumulative histogram buckets", () => {
@@ -51,7 +51,7 @@ Deno.test("Metrics: series kept from counter()/histogram() are those inc()/obser
   assertEquals(ok.value, 4);
   assertEquals(metrics.value("requests_total", { endpoint: "chat", status: "200" }), 4);
   assertEquals(metrics.value("requests_total", { endpoint: "chat", status: "500" }), 0);
-  assertEquals(metrics.value("requests_total", { status: "200", endpoint: "chat" }), 0);
+  assertEquals(metrics.value("requests_total", { status: "200", endpoint: "chat" }), 4);
   const buckets = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000];
   assertEquals(
     metrics.render(),
@@ -68,4 +68,49 @@ Deno.test("Metrics: series kept from counter()/histogram() are those inc()/obser
       "",
     ].join("\n"),
   );
+});
+
+Deno.test("Metrics: one label set is one series whatever order its names are given in", () => {
+  const metrics = new Metrics();
+  metrics.inc("requests_total", { endpoint: "chat", status: "200" });
+  metrics.inc("requests_total", { status: "200", endpoint: "chat" }, 2);
+  metrics.counter("requests_total", ["status", "endpoint"]).with("200", "chat").inc();
+  metrics.counter("requests_total", ["status", "endpoint"]).with("429", "chat").inc();
+  metrics.observe("latency_ms", { le_ms: "x", endpoint: "chat" }, 7);
+  metrics.histogram("latency_ms", ["endpoint", "le_ms"]).with("chat", "x").observe(9);
+  assertEquals(metrics.value("requests_total", { endpoint: "chat", status: "200" }), 4);
+  assertEquals(metrics.value("requests_total", { status: "429", endpoint: "chat" }), 1);
+  assertEquals(metrics.value("requests_total", { endpoint: "chat" }), 0);
+  const text = metrics.render();
+  assertEquals(text.split("\n").filter((line) => line.startsWith("requests_total")), [
+    'requests_total{endpoint="chat",status="200"} 4',
+    'requests_total{endpoint="chat",status="429"} 1',
+  ]);
+  assert(text.includes('latency_ms_count{le_ms="x",endpoint="chat"} 2'), text);
+});
+
+/** The message of what `fn` throws. */
+function thrown(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    return (err as Error).message;
+  }
+  throw new Error("expected an error");
+}
+
+Deno.test("Metrics refuses a label set whose names differ from the metric's", () => {
+  const metrics = new Metrics();
+  metrics.inc("requests_total", { endpoint: "chat", status: "200" });
+  const refused = 'Metric "requests_total" has labels "endpoint", "status", not';
+  assertStringIncludes(thrown(() => metrics.inc("requests_total", { endpoint: "chat" })), refused);
+  assertStringIncludes(
+    thrown(() => metrics.inc("requests_total", { endpoint: "chat", status: "500", kind: "x" })),
+    refused,
+  );
+  assertStringIncludes(
+    thrown(() => metrics.counter("requests_total", ["endpoint", "kind"])),
+    refused,
+  );
+  assertEquals(metrics.value("requests_total", { endpoint: "chat", status: "200" }), 1);
 });
