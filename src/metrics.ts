@@ -193,6 +193,7 @@ export class Metrics {
   #histograms = new Map<string, Family<HistogramSeries>>();
   #gauges = new Map<string, () => number | Iterable<[Labels, number]>>();
   #help = new Map<string, string>();
+  #onScrape: (() => void)[] = [];
 
   /** Adds `value` to a counter. */
   inc(name: string, labels: Labels = {}, value = 1): void {
@@ -225,6 +226,14 @@ export class Metrics {
     this.#help.set(name, help);
   }
 
+  /**
+   * Runs `read` at the start of every scrape, before any gauge is read: gauges that share one
+   * costly reading take it there, once per scrape.
+   */
+  onScrape(read: () => void): void {
+    this.#onScrape.push(read);
+  }
+
   /** Sets the help text of a metric. */
   describe(name: string, help: string): void {
     this.#help.set(name, help);
@@ -237,6 +246,7 @@ export class Metrics {
 
   /** Renders every metric in Prometheus' text exposition format. */
   render(): string {
+    for (const read of this.#onScrape) read();
     const lines: string[] = [];
     const header = (name: string, type: string) => {
       const help = this.#help.get(name);
