@@ -32,9 +32,4 @@ export class InFlight {
       },
     };
   }
-
-  /** Requests in flight (for tests and metrics). */
-  get size(): number {
-    return this.#controllers.size;
-  }
 }

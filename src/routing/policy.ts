@@ -83,7 +83,7 @@ export class Policy {
   }
 
   /** Fallbacks of a model for a group (the group's own, else the model's), canonical. */
-  fallbacks(model: string, group: GroupPolicy): string[] {
+  #fallbacks(model: string, group: GroupPolicy): string[] {
     const list = group.fallbacks[model] ?? this.#models[model]?.fallbacks ?? [];
     return list.map((name) => this.#catalog.canonical(name));
   }
@@ -132,7 +132,7 @@ export class Policy {
       const backends = this.#catalog.servers(name).map((s) => s.backend)
         .filter((backend) => !group.allowed || group.allowed.has(backend));
       if (backends.length > 0) tiers.push({ model: name, backends });
-      for (const next of this.fallbacks(name, group)) visit(next);
+      for (const next of this.#fallbacks(name, group)) visit(next);
     };
     visit(model);
     return tiers;

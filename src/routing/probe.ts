@@ -11,21 +11,20 @@ export type ProbeResult = { ok: true; models: UpstreamModel[] } | { ok: false; e
 
 /** Options for {@linkcode Prober}. */
 export interface ProberOptions {
-  /** Backends to probe in this round (asked each round). */
-  targets: (round: number) => readonly Adapter[];
+  /** Backends to probe, every round. */
+  targets: readonly Adapter[];
   /** Time between the end of a round and the next; 0 = only the first round. */
   intervalMs: number;
   /** Longest wait for one backend's answer. */
   timeoutMs: number;
   clock: Clock;
-  onResult: (adapter: Adapter, result: ProbeResult, round: number) => void;
+  onResult: (adapter: Adapter, result: ProbeResult) => void;
 }
 
 /** Runs probe rounds until stopped. */
 export class Prober {
   #options: ProberOptions;
   #timer: TimerId | null = null;
-  #round = 0;
   #running: Promise<void> | null = null;
   #stopped = false;
   #controllers = new Set<AbortController>();
@@ -36,16 +35,8 @@ export class Prober {
 
   /** Runs the first round, then schedules the next ones. */
   async start(): Promise<void> {
-    await this.runRound();
+    await this.#runRound();
     this.#schedule();
-  }
-
-  /** Probes every target once now (a round already running is awaited instead). */
-  runRound(): Promise<void> {
-    this.#running ??= this.#probeAll().finally(() => {
-      this.#running = null;
-    });
-    return this.#running;
   }
 
   /** Stops the timer and aborts probes in flight; resolves when they have ended. */
@@ -61,16 +52,22 @@ export class Prober {
     if (this.#stopped || this.#options.intervalMs <= 0) return;
     this.#timer = this.#options.clock.setTimeout(() => {
       this.#timer = null;
-      this.runRound().then(() => this.#schedule());
+      this.#runRound().then(() => this.#schedule());
     }, this.#options.intervalMs);
   }
 
+  /** Probes every target once now (a round already running is awaited instead). */
+  #runRound(): Promise<void> {
+    this.#running ??= this.#probeAll().finally(() => {
+      this.#running = null;
+    });
+    return this.#running;
+  }
+
   async #probeAll(): Promise<void> {
-    const round = this.#round++;
-    const targets = this.#options.targets(round);
-    await Promise.all(targets.map(async (adapter) => {
+    await Promise.all(this.#options.targets.map(async (adapter) => {
       const result = await this.#probe(adapter);
-      if (!this.#stopped) this.#options.onResult(adapter, result, round);
+      if (!this.#stopped) this.#options.onResult(adapter, result);
     }));
   }
 

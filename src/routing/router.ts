@@ -150,9 +150,8 @@ function createProber(parts: ProberParts): Prober {
   const probing = config.routing.health.intervalSeconds > 0;
   const intervalMs =
     (probing ? config.routing.health.intervalSeconds : config.discovery.intervalSeconds) * 1000;
-  const targets = parts.adapters.filter((a) => probing || catalog.discovers(a));
   return new Prober({
-    targets: () => targets,
+    targets: parts.adapters.filter((a) => probing || catalog.discovers(a)),
     intervalMs,
     timeoutMs: Math.min(10_000, Math.max(2_000, intervalMs)),
     clock: parts.clock,
