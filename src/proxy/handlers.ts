@@ -14,7 +14,7 @@ import type { Router } from "../routing/types.ts";
 import { modelNotFound } from "../errors.ts";
 import { meterStream, type StreamSummary } from "../usage/meter.ts";
 import { type ExchangeOptions, finish, finishExchange } from "./exchange.ts";
-import { InFlight } from "./in_flight.ts";
+import type { InFlight } from "./in_flight.ts";
 
 /** What the proxy handlers need. */
 export interface ProxyDeps {
@@ -25,7 +25,7 @@ export interface ProxyDeps {
   /** Aborted when shutdown stops waiting: ends open streams. */
   stop?: AbortSignal;
   /** Signals of the requests in flight, all aborted when shutdown stops waiting. */
-  inFlight?: InFlight;
+  inFlight: InFlight;
   /** Answer tokens reserved per answer when a request sets no limit. */
   defaultMaxTokens: number;
   /** Longest event of a streamed answer, in bytes. */
@@ -34,13 +34,13 @@ export interface ProxyDeps {
    * Checks the key may use the model, before anything reveals whether the model exists: gets the
    * name sent and the canonical name it stands for. Throws to refuse.
    */
-  checkAccess?: (c: Context<GatewayEnv>, requested: string, canonical: string) => void;
+  checkAccess: (c: Context<GatewayEnv>, requested: string, canonical: string) => void;
   /**
    * Runs once the model is known to be served, before routing: quota reservation (once per client
    * request, whatever the attempts). It throws to refuse; what it acquires it releases through an
    * exchange finisher.
    */
-  beforeSend?: (c: Context<GatewayEnv>, admission: Admission) => Promise<void> | void;
+  beforeSend: (c: Context<GatewayEnv>, admission: Admission) => Promise<void> | void;
 }
 
 /** What the pipeline knows about a request about to be sent. */
@@ -55,7 +55,6 @@ export function proxyEndpoint<P extends ParsedRequest>(
   deps: ProxyDeps,
 ): Handler<GatewayEnv> {
   const options: ExchangeOptions = { now: deps.now, log: deps.log, pending: deps.pending };
-  const inFlight = deps.inFlight ?? new InFlight();
   return async function proxy(c) {
     const ex = c.get("exchange");
     const request = codec.parse(c.get("body"), {
@@ -67,11 +66,11 @@ export function proxyEndpoint<P extends ParsedRequest>(
     ex.stream = request.stream;
     const group = c.get("key").group || "default";
     const plan = deps.router.plan(request.model, group);
-    deps.checkAccess?.(c, request.model, plan.model);
+    deps.checkAccess(c, request.model, plan.model);
     if (plan.tiers.length === 0) throw modelNotFound(request.model);
-    await deps.beforeSend?.(c, { codec, request });
+    await deps.beforeSend(c, { codec, request });
     // From here on the request counts as sent: it gets a ledger record whatever happens.
-    const flight = inFlight.open(c.req.raw.signal);
+    const flight = deps.inFlight.open(c.req.raw.signal);
     ex.finishers.push(flight.release);
     const routed = await deps.router.route(plan, {
       model: request.model,
