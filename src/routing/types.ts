@@ -143,7 +143,10 @@ export interface Router {
   snapshot(): BackendView[];
   /** Every model some backend serves, with its backends, aliases, fallbacks and queue. */
   models(): ModelView[];
-  /** Waiting requests per model (models with an empty queue are left out). */
+  /**
+   * Waiting requests per model: every model some backend serves, 0 when its queue is empty (so
+   * the gauge shows a drained queue as 0 rather than dropping it).
+   */
   queueDepths(): Map<string, number>;
   /** Ready when at least one backend is not ejected. */
   ready(): boolean;
