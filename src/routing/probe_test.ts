@@ -17,7 +17,7 @@ function hanging(signal?: AbortSignal): Promise<UpstreamModel[]> {
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
 
-Deno.test("Prober probes every target at start, then once per interval, rounds never overlapping", async () => {
+Deno.test("Prober probes every target at start, then once per interval", async () => {
   const clock = new ManualClock();
   const seen: string[] = [];
   let calls = 0;
@@ -48,6 +48,48 @@ Deno.test("Prober probes every target at start, then once per interval, rounds n
   clock.advance(60_000);
   await settle();
   assertEquals(calls, 2, "no probe after stop()");
+});
+
+Deno.test("Prober never starts a round while one runs; the next comes intervalMs after it ends", async () => {
+  const clock = new ManualClock();
+  let calls = 0;
+  let release = () => {};
+  const slow = adapter("slow", () => {
+    calls++;
+    // The first round answers at once; the second hangs until the test releases it.
+    if (calls !== 2) return Promise.resolve([{ id: "m" }]);
+    return new Promise((resolve) => (release = () => resolve([{ id: "m" }])));
+  });
+  let results = 0;
+  const prober = new Prober({
+    targets: [slow],
+    intervalMs: 5000,
+    timeoutMs: 60_000,
+    clock,
+    onResult() {
+      results++;
+    },
+  });
+  await prober.start();
+  clock.advance(5000);
+  await settle();
+  assertEquals([calls, results], [2, 1], "the second round is running");
+  // Ticks that would have come while it runs start nothing.
+  clock.advance(5000);
+  await settle();
+  clock.advance(20_000);
+  await settle();
+  assertEquals([calls, results], [2, 1]);
+  release();
+  await settle();
+  assertEquals([calls, results], [2, 2]);
+  clock.advance(4999);
+  await settle();
+  assertEquals(calls, 2);
+  clock.advance(1);
+  await settle();
+  assertEquals([calls, results], [3, 3]);
+  await prober.stop();
 });
 
 Deno.test("Prober ends a probe that hangs after timeoutMs with upstream_timeout", async () => {
