@@ -6,7 +6,13 @@
 import { Buffer } from "node:buffer";
 import { invalidRequest } from "../errors.ts";
 import { estimateContentTokens } from "../usage/estimate.ts";
-import { modelOf, optionalInt, textInputCount, withoutRoutingFields } from "./fields.ts";
+import {
+  MAX_DIMENSIONS,
+  modelOf,
+  optionalInt,
+  textInputCount,
+  withoutRoutingFields,
+} from "./fields.ts";
 import { openAiErrorEvent } from "./openai_events.ts";
 import { type Codec, type ParsedRequest, PLAIN_EVENT } from "./types.ts";
 
@@ -33,7 +39,7 @@ export function parseEmbeddings(
   if (format !== undefined && format !== null && format !== "float" && format !== "base64") {
     throw invalidRequest('Field must be "float" or "base64"', "encoding_format");
   }
-  optionalInt(body, "dimensions", { min: 1, max: 65_536 });
+  optionalInt(body, "dimensions", { min: 1, max: MAX_DIMENSIONS });
   const forwarded = { ...withoutRoutingFields(body) };
   delete forwarded.encoding_format;
   const promptTokens = estimateContentTokens(body.input);

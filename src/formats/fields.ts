@@ -94,6 +94,8 @@ export function optionalArray(body: Json, key: string, param = key): unknown[] |
 
 /** The largest answer any request may ask for, in tokens. */
 export const MAX_ANSWER_TOKENS = 100_000_000;
+/** The most dimensions an embedding request may ask for. */
+export const MAX_DIMENSIONS = 65_536;
 /** The most answers (`n`) one request may ask for. */
 export const MAX_CHOICES = 128;
 

@@ -6,6 +6,7 @@ import { type GatewayError, invalidRequest, unsupportedParameter } from "../erro
 import { estimateChatTokens, estimateContentTokens } from "../usage/estimate.ts";
 import {
   MAX_ANSWER_TOKENS,
+  MAX_DIMENSIONS,
   modelOf,
   optionalBoolean,
   optionalObject,
@@ -122,8 +123,12 @@ export function parseOllamaEmbed(body: Json, defaults: ParseDefaults): ParsedOll
   const dimensions = body.dimensions;
   const openai: Json = { model, input, encoding_format: "float" };
   if (dimensions !== undefined && dimensions !== null) {
-    if (!isWhole(dimensions) || dimensions < 1) {
-      throw invalidRequest("Field must be a positive integer", "dimensions");
+    // The bound of /v1/embeddings' `dimensions`.
+    if (!isWhole(dimensions) || dimensions < 1 || dimensions > MAX_DIMENSIONS) {
+      throw invalidRequest(
+        `Field must be a whole number from 1 to ${MAX_DIMENSIONS}`,
+        "dimensions",
+      );
     }
     openai.dimensions = dimensions;
   }

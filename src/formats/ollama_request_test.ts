@@ -541,6 +541,7 @@ const HOSTILE: [string, Parser, Json, string][] = [
   }, "input"],
   ["dimensions zero", parseOllamaEmbed, { model: "m", input: "x", dimensions: 0 }, "dimensions"],
   ["dimensions text", parseOllamaEmbed, { model: "m", input: "x", dimensions: "3" }, "dimensions"],
+  ["dimensions huge", parseOllamaEmbed, { model: "m", input: "x", dimensions: 1e9 }, "dimensions"],
   ["truncate string", parseOllamaEmbed, { model: "m", input: "x", truncate: "no" }, "truncate"],
   ["embed options", parseOllamaEmbed, { model: "m", input: "x", options: 5 }, "options"],
   ["no prompt", parseOllamaLegacyEmbeddings, { model: "m" }, "prompt"],

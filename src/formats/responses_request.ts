@@ -4,7 +4,7 @@
  * built-in tool is a 400 `unsupported_parameter`, and nothing else is ever thrown.
  */
 import { invalidRequest, unsupportedParameter } from "../errors.ts";
-import { optionalString } from "./fields.ts";
+import { MAX_ANSWER_TOKENS, optionalString } from "./fields.ts";
 import { estimateChatTokens } from "../usage/estimate.ts";
 import { isObject } from "./responses_response.ts";
 
@@ -54,7 +54,8 @@ export function parseResponsesRequest(
   }
   optionalBoolean(body, "store");
   const stream = optionalBoolean(body, "stream") ?? false;
-  const maxOutputTokens = positiveInt(body, "max_output_tokens");
+  // Bounded as Chat Completions' max_tokens is: the quota reservation stays a sane number.
+  const maxOutputTokens = positiveInt(body, "max_output_tokens", MAX_ANSWER_TOKENS);
   const chat: Json = {
     model,
     messages: [...instructions(body.instructions), ...inputMessages(body.input)],
@@ -115,11 +116,11 @@ function optionalBoolean(body: Json, key: string, param = key): boolean | null {
   return value;
 }
 
-function positiveInt(body: Json, key: string): number | null {
+function positiveInt(body: Json, key: string, max: number): number | null {
   const value = body[key];
   if (value === undefined || value === null) return null;
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
-    throw invalidRequest("Field must be a positive integer", key);
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1 || value > max) {
+    throw invalidRequest(`Field must be a whole number from 1 to ${max}`, key);
   }
   return value;
 }

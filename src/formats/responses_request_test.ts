@@ -375,6 +375,7 @@ const INVALID: [Json, string][] = [
   [{ max_output_tokens: 0 }, "max_output_tokens"],
   [{ max_output_tokens: 1.5 }, "max_output_tokens"],
   [{ max_output_tokens: "9" }, "max_output_tokens"],
+  [{ max_output_tokens: 100_000_001 }, "max_output_tokens"],
   [{ temperature: 3 }, "temperature"],
   [{ temperature: -1 }, "temperature"],
   [{ temperature: "hot" }, "temperature"],
