@@ -2,7 +2,8 @@
  * Removes backend addresses and credentials from text a client will see. A backend's error
  * message may name its host, IP or port in any form ("worker 10.0.0.5 (host 10.0.0.5, port
  * 8000)", a URL, `[fd00::1]:8000`); every configured backend's host names, addresses, ports and
- * keys are removed, and so is any URL or IP literal whatsoever.
+ * keys are removed, and so is any URL or IP literal whatsoever. A port number is removed where it
+ * stands as a port, so numbers in the message itself ("at most 8000 tokens") stay.
  */
 import type { BackendConfig } from "./types.ts";
 
@@ -35,8 +36,13 @@ export function createRedactor(backends: readonly BackendConfig[]): (text: strin
   const named = sorted.length > 0
     ? new RegExp(`${sorted.map(escapeRegex).join("|")}(?::\\d{1,5})?`, "gi")
     : null;
+  // A configured port is removed where it reads as a port ("port 8000", "port=8000", "gpu:8000"),
+  // not wherever the number appears: "a context of 8000 tokens" is the backend's message.
   const portWords = ports.size > 0
-    ? new RegExp(`(?<![\\w.])(?:${[...ports].join("|")})(?![\\w.])`, "g")
+    ? new RegExp(
+      `(\\bport\\s*[:=]?\\s*|(?<=[\\w\\]]):)(?:${[...ports].join("|")})(?![\\w.])`,
+      "gi",
+    )
     : null;
   return function redact(text: string): string {
     let clean = text.replace(URLS, MASK);
@@ -48,7 +54,7 @@ export function createRedactor(backends: readonly BackendConfig[]): (text: strin
           ? MASK
           : match,
     );
-    if (portWords) clean = clean.replace(portWords, MASK);
+    if (portWords) clean = clean.replace(portWords, `$1${MASK}`);
     return clean;
   };
 }
