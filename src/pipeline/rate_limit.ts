@@ -76,11 +76,14 @@ export function rateLimitStep(limiter: RateLimiter, metrics: Metrics): Step {
         headers: { "retry-after": "60", "retry-after-ms": "60000" },
       });
     }
-    return limiter.admit(key.id, {
+    const decision = limiter.admit(key.id, {
       rpm: key.rpm,
       burst: key.burst,
       tpm: key.tpm,
       maxConcurrency: key.max_concurrency,
-    }).then((decision) => decide(c, decision));
+    });
+    // Only a limiter that waits (Redis) makes the pipeline wait.
+    if (decision instanceof Promise) return decision.then((answer) => decide(c, answer));
+    decide(c, decision);
   };
 }

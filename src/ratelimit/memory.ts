@@ -43,9 +43,9 @@ export function createMemoryLimiter(now: () => number = Date.now): RateLimiter {
   };
 
   return {
-    admit(keyId: string, limits: RateLimits): Promise<Decision> {
+    admit(keyId: string, limits: RateLimits): Decision {
       if (unlimited(limits)) {
-        return Promise.resolve({ ok: true, state: NO_LIMITS, lease: NOOP_LEASE });
+        return { ok: true, state: NO_LIMITS, lease: NOOP_LEASE };
       }
       const t = now();
       sweep(t);
@@ -61,20 +61,15 @@ export function createMemoryLimiter(now: () => number = Date.now): RateLimiter {
       const tat = Math.max(state.tat, t);
       const view = (newTat: number) => describe(limits, state!, newTat, t);
       if (limits.maxConcurrency !== null && state.inFlight >= limits.maxConcurrency) {
-        return Promise.resolve({
-          ok: false,
-          state: view(tat),
-          reason: "concurrency",
-          retryAfterMs: 1000,
-        });
+        return { ok: false, state: view(tat), reason: "concurrency", retryAfterMs: 1000 };
       }
       if (limits.rpm !== null && tat - t > (capacity - 1) * interval) {
         const wait = Math.ceil(tat - t - (capacity - 1) * interval);
-        return Promise.resolve({ ok: false, state: view(tat), reason: "rpm", retryAfterMs: wait });
+        return { ok: false, state: view(tat), reason: "rpm", retryAfterMs: wait };
       }
       if (limits.tpm !== null && state.tokens < 1) {
         const wait = Math.ceil((1 - state.tokens) / (limits.tpm / 60_000));
-        return Promise.resolve({ ok: false, state: view(tat), reason: "tpm", retryAfterMs: wait });
+        return { ok: false, state: view(tat), reason: "tpm", retryAfterMs: wait };
       }
       if (limits.rpm !== null) state.tat = tat + interval;
       state.inFlight++;
@@ -82,17 +77,16 @@ export function createMemoryLimiter(now: () => number = Date.now): RateLimiter {
       let released = false;
       const lease: Lease = {
         release(tokens: number) {
-          if (released) return Promise.resolve();
+          if (released) return;
           released = true;
           taken.inFlight = Math.max(0, taken.inFlight - 1);
           if (limits.tpm !== null) {
             refill(taken, limits, now());
             taken.tokens -= Math.max(0, tokens);
           }
-          return Promise.resolve();
         },
       };
-      return Promise.resolve({ ok: true, state: view(state.tat), lease });
+      return { ok: true, state: view(state.tat), lease };
     },
     close() {
       keys.clear();
@@ -101,7 +95,7 @@ export function createMemoryLimiter(now: () => number = Date.now): RateLimiter {
   };
 }
 
-const NOOP_LEASE: Lease = { release: () => Promise.resolve() };
+const NOOP_LEASE: Lease = { release: () => {} };
 
 function refill(state: KeyState, limits: RateLimits, t: number): void {
   if (limits.tpm === null) return;

@@ -26,8 +26,11 @@ export interface LimitState {
 
 /** Holds what an admitted request took; release it exactly once when the request ends. */
 export interface Lease {
-  /** Debits the request's real tokens and frees its concurrency slot. Safe to call twice. */
-  release(tokens: number): Promise<void>;
+  /**
+   * Debits the request's real tokens and frees its concurrency slot. Safe to call twice. Returns
+   * a promise only when the release waits for something (a store).
+   */
+  release(tokens: number): void | Promise<void>;
 }
 
 /** The answer of {@linkcode RateLimiter.admit}. */
@@ -37,8 +40,11 @@ export type Decision =
 
 /** One implementation per backing store, passing one contract suite. */
 export interface RateLimiter {
-  /** Checks every limit and, only if all pass, takes one request and one concurrency slot. */
-  admit(keyId: string, limits: RateLimits): Promise<Decision>;
+  /**
+   * Checks every limit and, only if all pass, takes one request and one concurrency slot. A
+   * limiter that decides without waiting (in memory) answers at once rather than with a promise.
+   */
+  admit(keyId: string, limits: RateLimits): Decision | Promise<Decision>;
   /** Resolves once the backing store is reachable, or after `timeoutMs` (never rejects). */
   ready?(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
