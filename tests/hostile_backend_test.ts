@@ -218,6 +218,8 @@ Deno.test("hostile backend: routing-like fields a client sends are never forward
       "/v1/chat/completions": { messages: [{ role: "user", content: "hi" }] },
       "/v1/completions": { prompt: "hi" },
       "/v1/embeddings": { input: "hi" },
+      // Translated to a chat request for this backend.
+      "/v1/responses": { input: "hi" },
     };
     for (const [path, body] of Object.entries(bodies)) {
       const response = await fetch(`${gateway.url}${path}`, {

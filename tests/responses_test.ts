@@ -189,6 +189,18 @@ backends:
     assertEquals(answer.status, "completed");
     assertEquals(vllm.requests.filter((r) => r.path === "/v1/responses").length, 1);
     assertEquals(vllm.requests.filter((r) => r.path === "/v1/chat/completions").length, 0);
+    // Passed on as it came, but for the fields that could steer a backend.
+    const steering = { api_base: "http://evil.example", api_key: "sk-stolen", extra_body: {} };
+    const response = await fetch(`${gateway.url}/v1/responses`, {
+      method: "POST",
+      headers: { ...gateway.auth, "content-type": "application/json" },
+      body: JSON.stringify({ model: "gpt-test", input: "Hi", temperature: 0.5, ...steering }),
+    });
+    assertEquals(response.status, 200);
+    await response.body?.cancel();
+    const sent = vllm.requests.at(-1)!;
+    assertEquals([sent.path, sent.body?.temperature], ["/v1/responses", 0.5]);
+    for (const field of Object.keys(steering)) assert(!(field in sent.body!), `${field} forwarded`);
   } finally {
     await gateway.shutdown();
     await vllm.close();
