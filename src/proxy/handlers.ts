@@ -15,6 +15,7 @@ import { modelNotFound } from "../errors.ts";
 import { meterStream, type StreamSummary } from "../usage/meter.ts";
 import { type ExchangeOptions, finish, finishExchange } from "./exchange.ts";
 import type { InFlight } from "./in_flight.ts";
+import { groupOf } from "./models.ts";
 
 /** What the proxy handlers need. */
 export interface ProxyDeps {
@@ -64,8 +65,7 @@ export function proxyEndpoint<P extends ParsedRequest>(
     ex.endpoint = codec.name;
     ex.model = request.model;
     ex.stream = request.stream;
-    const group = c.get("key").group || "default";
-    const plan = deps.router.plan(request.model, group);
+    const plan = deps.router.plan(request.model, groupOf(c));
     deps.checkAccess(c, request.model, plan.model);
     if (plan.tiers.length === 0) throw modelNotFound(request.model);
     await deps.beforeSend(c, { codec, request });

@@ -8,8 +8,17 @@ import type { ListedModel, Router } from "../routing/types.ts";
 export type ModelFilter = (c: Context<GatewayEnv>, model: string) => boolean;
 
 /** The routing group of the calling key. */
-function groupOf(c: Context<GatewayEnv>): string {
+export function groupOf(c: Context<GatewayEnv>): string {
   return c.get("key").group || "default";
+}
+
+/** The models of the caller's group it may use, in the router's order. */
+export function visibleModels(
+  router: Router,
+  allowed: ModelFilter,
+  c: Context<GatewayEnv>,
+): ListedModel[] {
+  return router.list(groupOf(c)).filter((model) => allowed(c, model.id));
 }
 
 function toOpenAi(model: ListedModel) {
@@ -19,7 +28,7 @@ function toOpenAi(model: ListedModel) {
 /** Lists the models the caller may use. */
 export function listModels(router: Router, allowed: ModelFilter): Handler<GatewayEnv> {
   return function listModelsHandler(c) {
-    const data = router.list(groupOf(c)).filter((m) => allowed(c, m.id)).map(toOpenAi);
+    const data = visibleModels(router, allowed, c).map(toOpenAi);
     return c.json({ object: "list", data });
   };
 }

@@ -5,12 +5,11 @@ import { GatewayError } from "../errors.ts";
 import { ollamaPs, ollamaShow, ollamaTags, ollamaVersion } from "../formats/ollama_info.ts";
 import { parseOllamaShow } from "../formats/ollama_request.ts";
 import type { Router } from "../routing/types.ts";
-import type { ModelFilter } from "./models.ts";
+import { type ModelFilter, visibleModels } from "./models.ts";
 
 /** The handlers, over the models the calling key may use. */
 export function ollamaInfo(router: Router, allowed: ModelFilter) {
-  const visible = (c: Parameters<Handler<GatewayEnv>>[0]) =>
-    router.list(c.get("key").group || "default").filter((model) => allowed(c, model.id));
+  const visible = (c: Parameters<Handler<GatewayEnv>>[0]) => visibleModels(router, allowed, c);
   return {
     tags: ((c) => c.json(ollamaTags(visible(c)))) as Handler<GatewayEnv>,
     ps: ((c) => c.json(ollamaPs(visible(c)))) as Handler<GatewayEnv>,
