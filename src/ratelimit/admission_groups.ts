@@ -85,14 +85,23 @@ function sendGroup(sender: GroupSender, { tag, limits, waiters }: Group): void {
   for (const waiter of waiters) args.push(waiter.leaseId);
   for (const release of releases) args.push(release);
   sender.call(args).then((reply) => {
+    // The first `admitted` requests got in; the rest were refused alike (see ADMIT).
+    const admitted = Number(reply[0]);
+    const reason = String(reply[1]);
+    const retryMs = Number(reply[2]);
+    const tokens = Number(reply[4]);
+    const interval = limits.rpm ? 60_000 / limits.rpm : 0;
+    let backlogMs = Number(reply[3]);
     waiters.forEach((waiter, i) => {
-      const base = i * 5;
+      const ok = i < admitted;
+      // Each admitted request adds one interval to the backlog it reports, as when alone.
+      if (ok) backlogMs += interval;
       waiter.resolve({
-        ok: reply[base] === 1,
-        reason: String(reply[base + 1]),
-        retryMs: Number(reply[base + 2]),
-        backlogMs: Number(reply[base + 3]),
-        tokens: Number(reply[base + 4]),
+        ok,
+        reason: ok ? "" : reason,
+        retryMs: ok ? 0 : retryMs,
+        backlogMs,
+        tokens,
       });
     });
   }, (error: Error) => {

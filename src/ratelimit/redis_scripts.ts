@@ -26,17 +26,21 @@ end
 
 /**
  * Admits the requests of one key that arrived together, in order, as if each were checked alone.
+ * Nothing changes after a refusal, so the admitted requests are always the first k and every
+ * later one is refused for the same reason: the answer is one line for the whole group.
  * KEYS: requests (GCRA tat), tokens (bucket), slots (zset).
  * ARGV: now, rpm, capacity, tpm, max concurrency (-1: none), lease ttl ms, tokens to debit,
  * count of requests n, count of leases to release r, then n lease ids, then r lease ids (what
- * earlier requests of this key left to settle). Returns five values per request: admitted (1/0),
- * refusal reason, retry after ms, request backlog ms, tokens left. A refused request changes
- * nothing but that settlement.
+ * earlier requests of this key left to settle). Returns: k (admitted), the refusal reason of the
+ * others, their retry after ms, the request backlog ms before the first, tokens left. A refused
+ * request changes nothing but that settlement.
  */
 export const ADMIT = PRELUDE + `
 local rpm, cap, tpm, maxc = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local ttl, debit, n, r = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-for i = 10 + n, 9 + n + r do redis.call('ZREM', KEYS[3], ARGV[i]) end
+for i = 10 + n, 9 + n + r, 1000 do
+  redis.call('ZREM', KEYS[3], unpack(ARGV, i, math.min(i + 999, 9 + n + r)))
+end
 local tokens = 0
 if tpm > 0 then
   tokens = bucket(KEYS[2], tpm)
@@ -56,36 +60,37 @@ if rpm > 0 then
   local stored = redis.call('GET', KEYS[1])
   if stored then tat = math.max(tonumber(stored), now) end
 end
-local out, taken, leased = {}, false, false
-for i = 1, n do
-  local reason, retry = '', 0
+local backlog = tat - now
+local k, reason, retry = 0, '', 0
+while k < n do
   if maxc >= 0 and inflight >= maxc then
     reason, retry = 'concurrency', 1000
+    break
   elseif rpm > 0 and tat - now > (cap - 1) * interval then
     reason, retry = 'rpm', math.ceil(tat - now - (cap - 1) * interval)
+    break
   elseif tpm > 0 and tokens < 1 then
     reason, retry = 'tpm', math.ceil((1 - tokens) / (tpm / 60000))
-  else
-    if rpm > 0 then
-      tat = tat + interval
-      taken = true
-    end
-    if maxc >= 0 then
-      redis.call('ZADD', KEYS[3], now + ttl, ARGV[9 + i])
-      inflight = inflight + 1
-      leased = true
-    end
+    break
   end
-  local base = (i - 1) * 5
-  out[base + 1] = reason == '' and 1 or 0
-  out[base + 2] = reason
-  out[base + 3] = retry
-  out[base + 4] = tostring(tat - now)
-  out[base + 5] = tostring(tokens)
+  tat = tat + interval
+  inflight = inflight + 1
+  k = k + 1
 end
-if taken then redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil(tat - now) + 1000) end
-if leased then redis.call('PEXPIRE', KEYS[3], ttl) end
-return out
+if k > 0 and rpm > 0 then redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil(tat - now) + 1000) end
+if k > 0 and maxc >= 0 then
+  local expires = now + ttl
+  for first = 1, k, 500 do
+    local members = {}
+    for i = first, math.min(first + 499, k) do
+      members[#members + 1] = expires
+      members[#members + 1] = ARGV[9 + i]
+    end
+    redis.call('ZADD', KEYS[3], unpack(members))
+  end
+  redis.call('PEXPIRE', KEYS[3], ttl)
+end
+return {k, reason, retry, tostring(backlog), tostring(tokens)}
 `;
 
 /**

@@ -154,6 +154,20 @@ export function testRateLimiter(name: string, make: MakeLimiter): void {
     },
   );
 
+  withLimiter(
+    "simultaneous requests each report the budget they left, as if checked alone",
+    async (limiter) => {
+      const l = limits({ rpm: 60, burst: 3, tpm: 1000 });
+      const decisions = await Promise.all([...Array(5).keys()].map(() => limiter.admit("s", l)));
+      assertEquals(decisions.map((d) => d.ok), [true, true, true, false, false]);
+      assertEquals(decisions.map((d) => d.state.remainingRequests), [2, 1, 0, 0, 0]);
+      assertEquals(decisions.map((d) => d.state.remainingTokens), [1000, 1000, 1000, 1000, 1000]);
+      for (const d of decisions.slice(3)) {
+        assert(!d.ok && d.reason === "rpm" && d.retryAfterMs > 0, JSON.stringify(d));
+      }
+    },
+  );
+
   withLimiter("unlimited keys are always admitted without state", async (limiter) => {
     const decision = await limiter.admit("k", limits({}));
     assert(decision.ok);
