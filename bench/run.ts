@@ -671,8 +671,10 @@ async function limiterCost(body: string, backendUrl: string, tmp: string): Promi
   out();
   out(`## Cost of rate limits and quota (same run, same load, median of ${LIMIT_ROUNDS} rounds)`);
   out();
-  out("| key limits | req/s | p50 ms | p99 ms | vs no limits |");
-  out("|---|---|---|---|---|");
+  out(
+    "| key limits | req/s | p50 ms | p99 ms | vs no limits | CPU ms / request (gateway + Redis) |",
+  );
+  out("|---|---|---|---|---|---|");
   const rows: Record<string, LoadResult> = {};
   const cases = [
     ["none", { allowed_models: ["*"] }, undefined],
@@ -708,9 +710,16 @@ async function limiterCost(body: string, backendUrl: string, tmp: string): Promi
     for (const target of targets) await hey({ ...target, seconds: 2 });
     // Rounds alternate between the cases, so a machine that slows down mid-run slows all alike.
     const runs: LoadResult[][] = cases.map(() => []);
+    const cpu = cases.map(() => ({ ms: 0, requests: 0 }));
     for (let round = 0; round < LIMIT_ROUNDS; round++) {
       for (const [i, target] of targets.entries()) {
-        runs[i].push(await hey({ ...target, seconds: SECONDS }));
+        // The Redis server shares the machine's cores: its CPU is part of what a check costs.
+        const pids = cases[i][2] ? [gateways[i].pid, redis.pid] : [gateways[i].pid];
+        const before = pids.reduce((sum, pid) => sum + cpuMs(pid), 0);
+        const result = await hey({ ...target, seconds: SECONDS });
+        cpu[i].ms += pids.reduce((sum, pid) => sum + cpuMs(pid), 0) - before;
+        cpu[i].requests += result.rps * SECONDS;
+        runs[i].push(result);
       }
     }
     for (const [i, [label]] of cases.entries()) {
@@ -720,7 +729,7 @@ async function limiterCost(body: string, backendUrl: string, tmp: string): Promi
       out(
         `| ${label} | ${fmt(rows[label].rps, 0)} | ${fmt(rows[label].p50)} | ${
           fmt(rows[label].p99)
-        } | ${fmt(vs * 100, 1)}% |`,
+        } | ${fmt(vs * 100, 1)}% | ${fmt(cpu[i].ms / cpu[i].requests, 3)} |`,
       );
     }
   } finally {

@@ -4,6 +4,8 @@
 export interface TestRedis {
   url: string;
   port: number;
+  /** The server's process id while it runs (for benchmarks reading its CPU time), else 0. */
+  readonly pid: number;
   /** Stops the server (the port stays reserved for restart). */
   stop(): Promise<void>;
   /** Starts it again on the same port, empty. */
@@ -82,6 +84,9 @@ export async function startRedis(): Promise<TestRedis> {
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
+    get pid() {
+      return (child as Deno.ChildProcess | null)?.pid ?? 0;
+    },
     stop,
     start,
     async close() {
