@@ -91,11 +91,14 @@ function sendGroup(sender: GroupSender, { tag, limits, waiters }: Group): void {
     const retryMs = Number(reply[2]);
     const tokens = Number(reply[4]);
     const interval = limits.rpm ? 60_000 / limits.rpm : 0;
-    let backlogMs = Number(reply[3]);
+    const now = Number(reply[5]);
+    // The script's own steps, in the same doubles: each admitted request moves tat one interval,
+    // and its backlog is reported at Lua's 14 significant digits, as when checked alone.
+    let tat = Number(reply[3]);
     waiters.forEach((waiter, i) => {
       const ok = i < admitted;
-      // Each admitted request adds one interval to the backlog it reports, as when alone.
-      if (ok) backlogMs += interval;
+      if (ok) tat += interval;
+      const backlogMs = Number((tat - now).toPrecision(14));
       waiter.resolve({
         ok,
         reason: ok ? "" : reason,

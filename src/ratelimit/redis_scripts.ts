@@ -32,8 +32,9 @@ end
  * ARGV: now, rpm, capacity, tpm, max concurrency (-1: none), lease ttl ms, tokens to debit,
  * count of requests n, count of leases to release r, then n lease ids, then r lease ids (what
  * earlier requests of this key left to settle). Returns: k (admitted), the refusal reason of the
- * others, their retry after ms, the request backlog ms before the first, tokens left. A refused
- * request changes nothing but that settlement.
+ * others, their retry after ms, the request tat before the first (exact), tokens left, and the
+ * time used (exact), so the client can repeat the script's arithmetic for each request's backlog.
+ * A refused request changes nothing but that settlement.
  */
 export const ADMIT = PRELUDE + `
 local rpm, cap, tpm, maxc = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -60,7 +61,7 @@ if rpm > 0 then
   local stored = redis.call('GET', KEYS[1])
   if stored then tat = math.max(tonumber(stored), now) end
 end
-local backlog = tat - now
+local start = tat
 local k, reason, retry = 0, '', 0
 while k < n do
   if maxc >= 0 and inflight >= maxc then
@@ -90,7 +91,7 @@ if k > 0 and maxc >= 0 then
   end
   redis.call('PEXPIRE', KEYS[3], ttl)
 end
-return {k, reason, retry, tostring(backlog), tostring(tokens)}
+return {k, reason, retry, string.format('%.17g', start), tostring(tokens), string.format('%.17g', now)}
 `;
 
 /**
