@@ -2,6 +2,7 @@ import { Redis } from "ioredis";
 import { assert, assertEquals } from "../assert.ts";
 import { waitFor } from "../helpers.ts";
 import { Metrics } from "../../src/metrics.ts";
+import { createMemoryLimiter } from "../../src/ratelimit/memory.ts";
 import { createRedisLimiter, type RedisLimiterOptions } from "../../src/ratelimit/redis.ts";
 import { startRedis, type TestRedis } from "../fakes/redis_server.ts";
 import { testRateLimiter } from "./contract.ts";
@@ -213,4 +214,27 @@ Deno.test({
     await redis?.close();
     redis = null;
   },
+});
+
+Deno.test("redis limiter: simultaneous requests report the headers the in-memory limiter gives them", async () => {
+  redis ??= await startRedis();
+  // A fixed clock at today's scale, where intervals summed onto it round differently than alone.
+  const now = () => 1_764_000_123_457;
+  const shared = createRedisLimiter({ url: redis.url, clock: now, timeoutMs: 1000 });
+  await shared.ready(5000);
+  try {
+    for (const rpm of [7, 13, 17, 33, 700]) {
+      const local = createMemoryLimiter(now);
+      const l = { rpm, burst: 60, tpm: null, maxConcurrency: null };
+      const key = `headers-${run}-${rpm}`;
+      const together = await Promise.all([...Array(64).keys()].map(() => shared.admit(key, l)));
+      for (const [i, decision] of together.entries()) {
+        const alone = await local.admit(key, l);
+        assertEquals(decision.ok, alone.ok, `rpm ${rpm}, request ${i}`);
+        assertEquals(decision.state, alone.state, `rpm ${rpm}, request ${i}`);
+      }
+    }
+  } finally {
+    await shared.close();
+  }
 });
