@@ -19,7 +19,7 @@ import {
   stopAll,
   timeStream,
 } from "./lib.ts";
-import { startModelGate } from "./modelgate.ts";
+import { type BenchGateway, type BenchGatewayOptions, startModelGate } from "./modelgate.ts";
 import { routingCase } from "./routing_case.ts";
 import { startRedis } from "../tests/fakes/redis_server.ts";
 import { streamSoak } from "./soak.ts";
@@ -42,8 +42,8 @@ const SOAK_CHUNKS = Number(values["soak-chunks"] ?? 4000);
 const CONCURRENCY = 32;
 /** Alternating rounds of the throughput case (median per target). */
 const THROUGHPUT_ROUNDS = 3;
-/** Alternating rounds of the limits case (its budget compares two runs that noise can swing). */
-const LIMIT_ROUNDS = 3;
+/** Alternating rounds of the cases comparing gateways (their budgets compare runs noise can swing). */
+const COMPARE_ROUNDS = 3;
 /** Cases to run (`--only soak,memory`); all by default. */
 const ONLY = values.only ? new Set(values.only.split(",")) : null;
 const runs = (name: string) => ONLY === null || ONLY.has(name);
@@ -535,82 +535,60 @@ end
 
 async function modelCountCase(body: string, backendUrl: string, tmp: string): Promise<void> {
   out();
-  out("## Cost per request with 1 vs 500 configured models");
+  out(`## Cost per request with 1 vs 500 configured models (median of ${COMPARE_ROUNDS} rounds)`);
   out();
-  out("| configured models | req/s | p50 ms | p99 ms |");
-  out("|---|---|---|---|");
-  const rows: Record<string, LoadResult> = {};
-  for (const extra of [0, 499]) {
-    const gateway = await startModelGate({
-      backendUrl,
-      dir: `${tmp}/models-${extra}`,
-      keyCount: 0,
-      extraModels: extra,
-    });
-    const target = {
-      url: `${gateway.url}/v1/chat/completions`,
-      headers: { authorization: `Bearer ${gateway.key}` },
-    };
-    await hey({ ...target, bodyFile: body, seconds: 2, concurrency: CONCURRENCY });
-    rows[extra + 1] = await hey({
-      ...target,
-      bodyFile: body,
-      seconds: SECONDS,
-      concurrency: CONCURRENCY,
-    });
-    const row = rows[extra + 1];
-    out(`| ${extra + 1} | ${fmt(row.rps, 0)} | ${fmt(row.p50)} | ${fmt(row.p99)} |`);
-    await gateway.stop();
+  out("| configured models | req/s | p50 ms | p99 ms | CPU ms / request |");
+  out("|---|---|---|---|---|");
+  const [one, many] = await takingTurns(
+    body,
+    [0, 499].map((extra) => ({
+      label: String(extra + 1),
+      options: { backendUrl, dir: `${tmp}/models-${extra}`, keyCount: 0, extraModels: extra },
+    })),
+  );
+  for (const { label, result, cpuMs } of [one, many]) {
+    out(
+      `| ${label} | ${fmt(result.rps, 0)} | ${fmt(result.p50)} | ${fmt(result.p99)} | ${
+        fmt(cpuMs, 3)
+      } |`,
+    );
   }
-  const ratio = rows[500].rps / rows[1].rps;
+  const ratio = many.result.rps / one.result.rps;
   budget(
     ratio > 0.9,
     `cost per request does not grow with the number of models (${fmt(ratio * 100, 1)}% throughput)`,
   );
-  report.models = rows;
+  report.models = { 1: one, 500: many };
 }
 
 async function keyCountCase(body: string, backendUrl: string, tmp: string): Promise<void> {
   out();
-  out(`## Cost per request with 10 vs ${KEY_COUNT} stored keys`);
+  out(
+    `## Cost per request with 10 vs ${KEY_COUNT} stored keys (median of ${COMPARE_ROUNDS} rounds)`,
+  );
   out();
-  out("| stored keys | req/s | p50 ms | p99 ms |");
-  out("|---|---|---|---|");
-  const rows: Record<string, LoadResult> = {};
-  for (const count of [10, KEY_COUNT]) {
-    const started = performance.now();
-    const gateway = await startModelGate({
-      backendUrl,
-      dir: `${tmp}/keys-${count}`,
-      keyCount: count,
-    });
-    console.error(
-      `bench: ${count} keys ready in ${fmt((performance.now() - started) / 1000, 1)} s`,
-    );
-    const target = {
-      url: `${gateway.url}/v1/chat/completions`,
-      headers: { authorization: `Bearer ${gateway.key}` },
-    };
-    await hey({ ...target, bodyFile: body, seconds: 2, concurrency: CONCURRENCY });
-    rows[count] = await hey({
-      ...target,
-      bodyFile: body,
-      seconds: SECONDS,
-      concurrency: CONCURRENCY,
-    });
+  out("| stored keys | req/s | p50 ms | p99 ms | CPU ms / request |");
+  out("|---|---|---|---|---|");
+  const [few, many] = await takingTurns(
+    body,
+    [10, KEY_COUNT].map((count) => ({
+      label: String(count),
+      options: { backendUrl, dir: `${tmp}/keys-${count}`, keyCount: count },
+    })),
+  );
+  for (const { label, result, cpuMs } of [few, many]) {
     out(
-      `| ${count} | ${fmt(rows[count].rps, 0)} | ${fmt(rows[count].p50)} | ${
-        fmt(rows[count].p99)
+      `| ${label} | ${fmt(result.rps, 0)} | ${fmt(result.p50)} | ${fmt(result.p99)} | ${
+        fmt(cpuMs, 3)
       } |`,
     );
-    await gateway.stop();
   }
-  const ratio = rows[KEY_COUNT].rps / rows[10].rps;
+  const ratio = many.result.rps / few.result.rps;
   budget(
     ratio > 0.9,
     `cost per request does not grow with the number of keys (${fmt(ratio * 100, 1)}% throughput)`,
   );
-  report.keys = rows;
+  report.keys = { 10: few, [KEY_COUNT]: many };
 }
 
 /** Opens `count` streams to `url` and reads their first chunk; returns the readers. */
@@ -701,37 +679,81 @@ async function memoryPerStream(tmp: string): Promise<void> {
 async function limiterCost(body: string, backendUrl: string, tmp: string): Promise<void> {
   const redis = await startRedis();
   out();
-  out(`## Cost of rate limits and quota (same run, same load, median of ${LIMIT_ROUNDS} rounds)`);
+  out(`## Cost of rate limits and quota (same run, same load, median of ${COMPARE_ROUNDS} rounds)`);
   out();
   out(
     "| key limits | req/s | p50 ms | p99 ms | vs no limits | CPU ms / request (gateway + Redis) |",
   );
   out("|---|---|---|---|---|---|");
-  const rows: Record<string, LoadResult> = {};
-  const cases = [
-    ["none", { allowed_models: ["*"] }, undefined],
-    ["rate limits in memory", { rpm: 1e9, burst: 1e8, tpm: 1e12, max_concurrency: 1e6 }, undefined],
-    ["rate limits in Redis", { rpm: 1e9, burst: 1e8, tpm: 1e12, max_concurrency: 1e6 }, redis.url],
-    ["rate limits in memory + quota", {
-      rpm: 1e9,
-      burst: 1e8,
-      tpm: 1e12,
-      max_concurrency: 1e6,
-      quota_tokens: 1e15,
-    }, undefined],
-  ] as const;
-  const gateways: Awaited<ReturnType<typeof startModelGate>>[] = [];
+  const rates = { rpm: 1e9, burst: 1e8, tpm: 1e12, max_concurrency: 1e6 };
+  const contender = (label: string, limits: Record<string, unknown>, redisUrl?: string) => ({
+    label,
+    options: {
+      backendUrl,
+      dir: `${tmp}/limits-${label.replace(/\W+/g, "-")}`,
+      keyCount: 0,
+      limits,
+      redisUrl,
+    },
+    // The Redis server shares the machine's cores: its CPU is part of what a check costs.
+    alsoPids: redisUrl ? () => [redis.pid] : undefined,
+  });
+  let results: TurnResult[];
   try {
-    for (const [label, limits, redisUrl] of cases) {
-      gateways.push(
-        await startModelGate({
-          backendUrl,
-          dir: `${tmp}/limits-${label.replace(/\W+/g, "-")}`,
-          keyCount: 0,
-          limits,
-          redisUrl,
-        }),
-      );
+    results = await takingTurns(body, [
+      contender("none", { allowed_models: ["*"] }),
+      contender("rate limits in memory", rates),
+      contender("rate limits in Redis", rates, redis.url),
+      contender("rate limits in memory + quota", { ...rates, quota_tokens: 1e15 }),
+    ]);
+  } finally {
+    await redis.close();
+  }
+  const rows = Object.fromEntries(results.map((r) => [r.label, r]));
+  for (const { label, result, cpuMs } of results) {
+    out(
+      `| ${label} | ${fmt(result.rps, 0)} | ${fmt(result.p50)} | ${fmt(result.p99)} | ${
+        fmt(result.rps / rows.none.result.rps * 100, 1)
+      }% | ${fmt(cpuMs, 3)} |`,
+    );
+  }
+  const redisShare = rows["rate limits in Redis"].result.rps /
+    rows["rate limits in memory"].result.rps;
+  budget(
+    redisShare >= 0.9,
+    `rate limits in Redis keep >= 90% of the same limits in memory (${fmt(redisShare * 100, 1)}%)`,
+  );
+  report.limits = rows;
+}
+
+/** One gateway of a comparison, and the processes whose CPU counts as its cost. */
+interface Contender {
+  label: string;
+  options: BenchGatewayOptions;
+  /** Other processes a request costs CPU in (e.g. the Redis server). */
+  alsoPids?: () => number[];
+}
+
+/** What {@linkcode takingTurns} measured of one contender. */
+interface TurnResult {
+  label: string;
+  /** The median round by throughput. */
+  result: LoadResult;
+  /** CPU per request over all rounds, its own and `alsoPids`'. */
+  cpuMs: number;
+}
+
+/**
+ * Starts one gateway per contender, then loads them in rounds that take turns, so a host that
+ * slows down for a while slows all alike; each contender's median round is kept.
+ */
+async function takingTurns(body: string, contenders: Contender[]): Promise<TurnResult[]> {
+  const gateways: BenchGateway[] = [];
+  try {
+    for (const { label, options } of contenders) {
+      const started = performance.now();
+      gateways.push(await startModelGate(options));
+      console.error(`bench: ${label} ready in ${fmt((performance.now() - started) / 1000, 1)} s`);
     }
     const targets = gateways.map((gateway) => ({
       url: `${gateway.url}/v1/chat/completions`,
@@ -740,13 +762,11 @@ async function limiterCost(body: string, backendUrl: string, tmp: string): Promi
       concurrency: CONCURRENCY,
     }));
     for (const target of targets) await hey({ ...target, seconds: 2 });
-    // Rounds alternate between the cases, so a machine that slows down mid-run slows all alike.
-    const runs: LoadResult[][] = cases.map(() => []);
-    const cpu = cases.map(() => ({ ms: 0, requests: 0 }));
-    for (let round = 0; round < LIMIT_ROUNDS; round++) {
+    const runs: LoadResult[][] = contenders.map(() => []);
+    const cpu = contenders.map(() => ({ ms: 0, requests: 0 }));
+    for (let round = 0; round < COMPARE_ROUNDS; round++) {
       for (const [i, target] of targets.entries()) {
-        // The Redis server shares the machine's cores: its CPU is part of what a check costs.
-        const pids = cases[i][2] ? [gateways[i].pid, redis.pid] : [gateways[i].pid];
+        const pids = [gateways[i].pid, ...(contenders[i].alsoPids?.() ?? [])];
         const before = pids.reduce((sum, pid) => sum + cpuMs(pid), 0);
         const result = await hey({ ...target, seconds: SECONDS });
         cpu[i].ms += pids.reduce((sum, pid) => sum + cpuMs(pid), 0) - before;
@@ -754,24 +774,15 @@ async function limiterCost(body: string, backendUrl: string, tmp: string): Promi
         runs[i].push(result);
       }
     }
-    for (const [i, [label]] of cases.entries()) {
+    return contenders.map(({ label }, i) => {
       const byRate = [...runs[i]].sort((a, b) => a.rps - b.rps);
-      rows[label] = byRate[Math.floor(byRate.length / 2)];
-      const vs = rows[label].rps / rows.none.rps;
-      out(
-        `| ${label} | ${fmt(rows[label].rps, 0)} | ${fmt(rows[label].p50)} | ${
-          fmt(rows[label].p99)
-        } | ${fmt(vs * 100, 1)}% | ${fmt(cpu[i].ms / cpu[i].requests, 3)} |`,
-      );
-    }
+      return {
+        label,
+        result: byRate[Math.floor(byRate.length / 2)],
+        cpuMs: cpu[i].ms / cpu[i].requests,
+      };
+    });
   } finally {
     for (const gateway of gateways) await gateway.stop();
-    await redis.close();
   }
-  const redisShare = rows["rate limits in Redis"].rps / rows["rate limits in memory"].rps;
-  budget(
-    redisShare >= 0.9,
-    `rate limits in Redis keep >= 90% of the same limits in memory (${fmt(redisShare * 100, 1)}%)`,
-  );
-  report.limits = rows;
 }
