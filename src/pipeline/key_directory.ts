@@ -1,10 +1,14 @@
 /**
  * The gateway's view of the key set: an in-memory index of key hashes plus short-lived record
  * caches. An unknown key is refused from memory, so a flood of random keys never reaches KV; a
- * change made anywhere (disable, delete, rotate, limits) is seen within `refreshMs`.
+ * change made anywhere (disable, delete, rotate, limits) is seen within `refreshMs`. A change is
+ * applied from the change log (the pointers of the hashes it touched are read again, the records
+ * it touched dropped from the cache), so its cost does not grow with the number of keys; the whole
+ * index is read at start, after a gap in the log, and at most every {@linkcode FULL_RELOAD_MS}
+ * (which also drops the pointers of rotated keys whose grace has run out).
  */
 import type { Logger } from "../log.ts";
-import type { KeyStore } from "../store/key_store.ts";
+import { KEY_CHANGE_TTL_MS, type KeyStore } from "../store/key_store.ts";
 import type { KeyRecord } from "../store/model.ts";
 
 /** Options for {@linkcode KeyDirectory}. */
@@ -15,6 +19,9 @@ export interface KeyDirectoryOptions {
   /** How stale a cached record or the index may be, in ms (default 1000). */
   refreshMs?: number;
 }
+
+/** Longest time between two whole reloads of the index while keys change. */
+export const FULL_RELOAD_MS = 10 * 60_000;
 
 interface Cached {
   record: KeyRecord | null;
@@ -32,6 +39,13 @@ export class KeyDirectory {
   #checkedAt = -Infinity;
   #syncing: Promise<void> | null = null;
   #records = new Map<string, Cached>();
+  /** Changes of the log already applied, and when (forgotten once the log has dropped them). */
+  #applied = new Map<string, number>();
+  /** When the index was last known current, and last read whole. */
+  #syncedAt = -Infinity;
+  #loadedAt = -Infinity;
+  /** Whole reloads of the index since start (the first included). */
+  reloads = 0;
 
   constructor(options: KeyDirectoryOptions) {
     this.#store = options.store;
@@ -108,12 +122,42 @@ export class KeyDirectory {
   }
 
   async #sync(force: boolean): Promise<void> {
-    this.#checkedAt = this.#now();
+    const now = this.#now();
+    this.#checkedAt = now;
     const version = await this.#store.version();
-    if (!force && version === this.#version) return;
-    this.#index = await this.#store.hashIndex();
+    if (!force && version === this.#version) {
+      this.#syncedAt = now;
+      return;
+    }
+    // The log covers what changed since the last sync only if that sync is recent enough.
+    const logCovers = now - this.#syncedAt < KEY_CHANGE_TTL_MS / 2;
+    if (force || !logCovers || now - this.#loadedAt >= FULL_RELOAD_MS) {
+      // Changes listed before the index are in it; one made in between is applied again later.
+      const changes = await this.#store.changes();
+      this.#index = await this.#store.hashIndex();
+      this.#applied = new Map(changes.map((change) => [change.id, now]));
+      // Records may have changed with the version: drop them so the next use reads them fresh.
+      this.#records.clear();
+      this.#loadedAt = now;
+      this.reloads++;
+    } else {
+      const hashes = new Set<string>();
+      for (const change of await this.#store.changes()) {
+        if (this.#applied.has(change.id)) continue;
+        this.#applied.set(change.id, now);
+        for (const id of change.ids) this.#records.delete(id);
+        for (const hash of change.hashes) hashes.add(hash);
+      }
+      // The pointers as they are now, whatever order the changes came in.
+      for (const [hash, id] of await this.#store.pointers([...hashes])) {
+        if (id === null) this.#index.delete(hash);
+        else this.#index.set(hash, id);
+      }
+      for (const [id, at] of this.#applied) {
+        if (now - at > KEY_CHANGE_TTL_MS) this.#applied.delete(id);
+      }
+    }
     this.#version = version;
-    // Records may have changed with the version: drop them so the next use reads them fresh.
-    this.#records.clear();
+    this.#syncedAt = now;
   }
 }

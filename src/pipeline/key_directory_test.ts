@@ -71,3 +71,44 @@ Deno.test("KeyDirectory: a change made by another instance is seen after the ref
   assertEquals((await directory.lookup(created.record.hash))?.disabled, true);
   kv.close();
 });
+
+Deno.test("KeyDirectory: changes are applied from the change log, not by reloading every key", async () => {
+  const kv = await Deno.openKv(":memory:");
+  let clock = 1_000;
+  const mine = new KeyStore({ kv, now: () => clock });
+  const other = new KeyStore({ kv, now: () => clock });
+  const [kept, disabled, rotated, deleted] = await Promise.all(
+    ["kept", "disabled", "rotated", "deleted"].map((name) => other.create({ name }, defaults)),
+  );
+  const directory = new KeyDirectory({ store: mine, log: silentLogger, now: () => clock });
+  await directory.start();
+  assertEquals(directory.reloads, 1);
+  for (const key of [kept, disabled, rotated, deleted]) {
+    assertEquals((await directory.lookup(key.record.hash))?.id, key.record.id);
+  }
+
+  const created = await other.create({ name: "created" }, defaults);
+  await other.update(disabled.record.id, { disabled: true });
+  const rotation = await other.rotate(rotated.record.id, 0);
+  await other.delete(deleted.record.id);
+  clock += 1001;
+  await directory.lookup("0".repeat(64));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+
+  assertEquals(directory.reloads, 1, "four changes, no whole reload");
+  assertEquals((await directory.lookup(created.record.hash))?.name, "created");
+  assertEquals((await directory.lookup(disabled.record.hash))?.disabled, true);
+  assertEquals(await directory.lookup(rotated.record.hash), null, "the old secret is gone");
+  assertEquals((await directory.lookup(rotation.record.hash))?.id, rotated.record.id);
+  assertEquals(await directory.lookup(deleted.record.hash), null);
+  assertEquals((await directory.lookup(kept.record.hash))?.name, "kept");
+
+  // After a gap longer than the log is trusted for, the next change reloads the whole index.
+  clock += 6 * 60_000;
+  await other.update(kept.record.id, { name: "renamed" });
+  await directory.lookup("0".repeat(64));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assertEquals(directory.reloads, 2);
+  assertEquals((await directory.lookup(kept.record.hash))?.name, "renamed");
+  kv.close();
+});

@@ -5,7 +5,9 @@ import { readBudget } from "./budget.ts";
 import {
   type BudgetDimension,
   budgetKey,
+  KEY_CHANGES,
   keyByHashKey,
+  keyChangeKey,
   keyLeasesPrefix,
   keyRecordKey,
   KEYS,
@@ -17,6 +19,31 @@ import type { KeyFields, KeyRecord, KeyUsage, KeyView, Page } from "./model.ts";
 import { displayPrefix, generateApiKey, hashApiKey, newId } from "./secrets.ts";
 
 const MAX_ATTEMPTS = 10;
+
+/**
+ * How long a key change stays in the change log. An instance refreshes from the log while it has
+ * synced within half of this; after a longer gap it reloads the whole index.
+ */
+export const KEY_CHANGE_TTL_MS = 10 * 60_000;
+
+/** One key change: the ids whose records and the hashes whose pointers it may have changed. */
+export interface KeyChange {
+  id: string;
+  ids: string[];
+  hashes: string[];
+}
+
+/** Bumps the key set's version and logs what the change touched, in the change's own operation. */
+function logChange(
+  op: Deno.AtomicOperation,
+  ids: string[],
+  hashes: (string | null)[],
+): Deno.AtomicOperation {
+  const touched = [...new Set(hashes.filter((hash): hash is string => hash !== null))];
+  return op
+    .set(keyChangeKey(newId("chg")), { ids, hashes: touched }, { expireIn: KEY_CHANGE_TTL_MS })
+    .sum(KEYS_VERSION, 1n);
+}
 
 /** A key just created or rotated: the plaintext exists only in this value. */
 export interface IssuedKey {
@@ -68,12 +95,11 @@ export class KeyStore {
       previous_hash: null,
       previous_expires_at: null,
     };
-    const result = await this.kv.atomic()
+    const op = this.kv.atomic()
       .check({ key: keyByHashKey(record.hash), versionstamp: null })
       .set(keyRecordKey(record.id), record)
-      .set(keyByHashKey(record.hash), record.id)
-      .sum(KEYS_VERSION, 1n)
-      .commit();
+      .set(keyByHashKey(record.hash), record.id);
+    const result = await logChange(op, [record.id], [record.hash]).commit();
     if (!result.ok) throw new Error("Key creation conflicted; try again");
     return { key, record };
   }
@@ -123,6 +149,27 @@ export class KeyStore {
     return index;
   }
 
+  /** The ids of the given hashes' pointers (null where there is none), read now. */
+  async pointers(hashes: string[]): Promise<Map<string, string | null>> {
+    const found = new Map<string, string | null>();
+    // getMany takes at most 10 keys.
+    for (let start = 0; start < hashes.length; start += 10) {
+      const batch = hashes.slice(start, start + 10);
+      const entries = await this.kv.getMany<string[]>(batch.map(keyByHashKey));
+      batch.forEach((hash, i) => found.set(hash, entries[i].value));
+    }
+    return found;
+  }
+
+  /** The recent key changes (those of the last {@linkcode KEY_CHANGE_TTL_MS} at least). */
+  async changes(): Promise<KeyChange[]> {
+    const changes: KeyChange[] = [];
+    for await (const entry of this.kv.list<Omit<KeyChange, "id">>({ prefix: KEY_CHANGES })) {
+      changes.push({ id: String(entry.key[2]), ...entry.value });
+    }
+    return changes;
+  }
+
   /** The change version of the key set; differs after any create, change, rotate or delete. */
   async version(): Promise<bigint> {
     return (await this.kv.get<Deno.KvU64>(KEYS_VERSION)).value?.value ?? 0n;
@@ -160,10 +207,13 @@ export class KeyStore {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const entry = await this.kv.get<KeyRecord>(keyRecordKey(id));
       if (!entry.value) throw keyNotFound(id);
-      const op = this.kv.atomic().check(entry).delete(keyRecordKey(id)).delete(
-        keyByHashKey(entry.value.hash),
-      )
-        .sum(KEYS_VERSION, 1n);
+      const op = logChange(
+        this.kv.atomic().check(entry).delete(keyRecordKey(id)).delete(
+          keyByHashKey(entry.value.hash),
+        ),
+        [id],
+        [entry.value.hash, entry.value.previous_hash],
+      );
       for (const prefix of [quotaPrefix(id), keyLeasesPrefix(id)]) {
         for await (const counter of this.kv.list({ prefix })) op.delete(counter.key);
       }
@@ -231,7 +281,12 @@ export class KeyStore {
       const entry = await this.kv.get<KeyRecord>(keyRecordKey(id));
       if (!entry.value) throw keyNotFound(id);
       const next = { ...apply(entry.value), id, updated_at: new Date(this.now()).toISOString() };
-      const op = this.kv.atomic().check(entry).set(keyRecordKey(id), next).sum(KEYS_VERSION, 1n);
+      const op = logChange(this.kv.atomic().check(entry).set(keyRecordKey(id), next), [id], [
+        entry.value.hash,
+        entry.value.previous_hash,
+        next.hash,
+        next.previous_hash,
+      ]);
       extra?.(op, entry.value, next);
       if ((await op.commit()).ok) return next;
     }

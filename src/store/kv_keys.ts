@@ -8,8 +8,12 @@ export const keyByHashKey = (hash: string): Deno.KvKey => ["keys_by_hash", hash]
 export const KEYS_BY_HASH: Deno.KvKey = ["keys_by_hash"];
 /** Prefix of all key records. */
 export const KEYS: Deno.KvKey = ["keys"];
-/** Bumped on every key change, so instances know to reload their hash index. */
+/** Bumped on every key change, so instances know to refresh their hash index. */
 export const KEYS_VERSION: Deno.KvKey = ["meta", "keys_version"];
+/** Prefix of the recent key changes: which key ids and hashes each change touched. */
+export const KEY_CHANGES: Deno.KvKey = ["meta", "key_changes"];
+/** One entry of the key change log. */
+export const keyChangeKey = (id: string): Deno.KvKey => ["meta", "key_changes", id];
 /** Hash of the generated admin key (when the config sets none). */
 export const ADMIN_KEY_HASH: Deno.KvKey = ["meta", "admin_key_hash"];
 /** Which budget a counter belongs to. */
