@@ -22,6 +22,11 @@ export interface KeyDirectoryOptions {
 
 /** Longest time between two whole reloads of the index while keys change. */
 export const FULL_RELOAD_MS = 10 * 60_000;
+/**
+ * How far behind this instance's clock another writer's may be: the log is read from this long
+ * before the last sync (what a larger skew hides is repaired by the next whole reload).
+ */
+const CLOCK_SKEW_MS = 60_000;
 
 interface Cached {
   record: KeyRecord | null;
@@ -41,17 +46,21 @@ export class KeyDirectory {
   #records = new Map<string, Cached>();
   /** Changes of the log already applied, and when (forgotten once the log has dropped them). */
   #applied = new Map<string, number>();
-  /** When the index was last known current, and last read whole. */
+  /** When the last sync started that left the index current, and when it was last read whole. */
   #syncedAt = -Infinity;
   #loadedAt = -Infinity;
-  /** Whole reloads of the index since start (the first included). */
-  reloads = 0;
+  #reloads = 0;
 
   constructor(options: KeyDirectoryOptions) {
     this.#store = options.store;
     this.#log = options.log;
     this.#now = options.now;
     this.#refreshMs = options.refreshMs ?? 1000;
+  }
+
+  /** Whole reloads of the index since start (the first included). */
+  get reloads(): number {
+    return this.#reloads;
   }
 
   /** Loads the index; call once before serving. */
@@ -139,19 +148,21 @@ export class KeyDirectory {
       // Records may have changed with the version: drop them so the next use reads them fresh.
       this.#records.clear();
       this.#loadedAt = now;
-      this.reloads++;
+      this.#reloads++;
     } else {
-      const hashes = new Set<string>();
-      for (const change of await this.#store.changes()) {
-        if (this.#applied.has(change.id)) continue;
-        this.#applied.set(change.id, now);
-        for (const id of change.ids) this.#records.delete(id);
-        for (const hash of change.hashes) hashes.add(hash);
-      }
-      // The pointers as they are now, whatever order the changes came in.
-      for (const [hash, id] of await this.#store.pointers([...hashes])) {
+      const fresh = (await this.#store.changes(this.#syncedAt - CLOCK_SKEW_MS))
+        .filter((change) => !this.#applied.has(change.id));
+      const hashes = new Set(fresh.flatMap((change) => change.hashes));
+      // The pointers as they are now, whatever order the changes came in. A failure here leaves
+      // every change unapplied, for the next sync to try again.
+      const pointers = await this.#store.pointers([...hashes]);
+      for (const [hash, id] of pointers) {
         if (id === null) this.#index.delete(hash);
         else this.#index.set(hash, id);
+      }
+      for (const change of fresh) {
+        this.#applied.set(change.id, now);
+        for (const id of change.ids) this.#records.delete(id);
       }
       for (const [id, at] of this.#applied) {
         if (now - at > KEY_CHANGE_TTL_MS) this.#applied.delete(id);

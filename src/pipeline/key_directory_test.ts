@@ -112,3 +112,51 @@ Deno.test("KeyDirectory: changes are applied from the change log, not by reloadi
   assertEquals((await directory.lookup(kept.record.hash))?.name, "renamed");
   kv.close();
 });
+
+Deno.test("KeyDirectory: a change read from the log drops that key's cached record at once", async () => {
+  const kv = await Deno.openKv(":memory:");
+  let clock = 1_000;
+  const mine = new KeyStore({ kv, now: () => clock });
+  const other = new KeyStore({ kv, now: () => clock });
+  const key = await other.create({ name: "edited" }, defaults);
+  const directory = new KeyDirectory({ store: mine, log: silentLogger, now: () => clock });
+  await directory.start();
+  clock += 600;
+  assertEquals((await directory.lookup(key.record.hash))?.disabled, false, "cached now");
+  await other.update(key.record.id, { disabled: true });
+  // The index is due for a refresh; the record cached 401 ms ago would still be fresh.
+  clock += 401;
+  await directory.lookup("0".repeat(64));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assertEquals((await directory.lookup(key.record.hash))?.disabled, true);
+  kv.close();
+});
+
+/** A store whose next pointer read fails, as KV does when it is briefly away. */
+class FlakyStore extends KeyStore {
+  failNext = false;
+  override pointers(hashes: string[]) {
+    if (this.failNext) {
+      this.failNext = false;
+      return Promise.reject(new Error("KV is away"));
+    }
+    return super.pointers(hashes);
+  }
+}
+
+Deno.test("KeyDirectory: a refresh that fails half way leaves its changes for the next one", async () => {
+  const kv = await Deno.openKv(":memory:");
+  let clock = 1_000;
+  const mine = new FlakyStore({ kv, now: () => clock });
+  const other = new KeyStore({ kv, now: () => clock });
+  const directory = new KeyDirectory({ store: mine, log: silentLogger, now: () => clock });
+  await directory.start();
+  const created = await other.create({ name: "new" }, defaults);
+  mine.failNext = true;
+  clock += 1001;
+  assertEquals(await directory.lookup(created.record.hash), null, "the refresh failed");
+  clock += 1001;
+  assertEquals((await directory.lookup(created.record.hash))?.name, "new");
+  assertEquals(directory.reloads, 1, "recovered from the log, not by a whole reload");
+  kv.close();
+});

@@ -16,7 +16,7 @@ import {
   quotaPrefix,
 } from "./kv_keys.ts";
 import type { KeyFields, KeyRecord, KeyUsage, KeyView, Page } from "./model.ts";
-import { displayPrefix, generateApiKey, hashApiKey, newId } from "./secrets.ts";
+import { displayPrefix, generateApiKey, hashApiKey, newId, timeOrderedId } from "./secrets.ts";
 
 const MAX_ATTEMPTS = 10;
 
@@ -33,15 +33,21 @@ export interface KeyChange {
   hashes: string[];
 }
 
-/** Bumps the key set's version and logs what the change touched, in the change's own operation. */
+/**
+ * Bumps the key set's version and logs what the change touched, in the change's own operation.
+ * Log ids are time-ordered (by the writer's clock), so readers can list from where they were.
+ */
 function logChange(
   op: Deno.AtomicOperation,
+  now: number,
   ids: string[],
   hashes: (string | null)[],
 ): Deno.AtomicOperation {
   const touched = [...new Set(hashes.filter((hash): hash is string => hash !== null))];
   return op
-    .set(keyChangeKey(newId("chg")), { ids, hashes: touched }, { expireIn: KEY_CHANGE_TTL_MS })
+    .set(keyChangeKey(timeOrderedId(now)), { ids, hashes: touched }, {
+      expireIn: KEY_CHANGE_TTL_MS,
+    })
     .sum(KEYS_VERSION, 1n);
 }
 
@@ -99,7 +105,7 @@ export class KeyStore {
       .check({ key: keyByHashKey(record.hash), versionstamp: null })
       .set(keyRecordKey(record.id), record)
       .set(keyByHashKey(record.hash), record.id);
-    const result = await logChange(op, [record.id], [record.hash]).commit();
+    const result = await logChange(op, this.now(), [record.id], [record.hash]).commit();
     if (!result.ok) throw new Error("Key creation conflicted; try again");
     return { key, record };
   }
@@ -161,10 +167,18 @@ export class KeyStore {
     return found;
   }
 
-  /** The recent key changes (those of the last {@linkcode KEY_CHANGE_TTL_MS} at least). */
-  async changes(): Promise<KeyChange[]> {
+  /**
+   * The recent key changes (those of the last {@linkcode KEY_CHANGE_TTL_MS} at least), all of
+   * them or those logged at `sinceMs` or later by their writers' clocks.
+   */
+  async changes(sinceMs?: number): Promise<KeyChange[]> {
     const changes: KeyChange[] = [];
-    for await (const entry of this.kv.list<Omit<KeyChange, "id">>({ prefix: KEY_CHANGES })) {
+    const selector: Deno.KvListSelector = sinceMs === undefined ? { prefix: KEY_CHANGES } : {
+      prefix: KEY_CHANGES,
+      // Time-ordered ids start with the time in base 36: this sorts before every later id.
+      start: keyChangeKey(Math.max(0, Math.floor(sinceMs)).toString(36).padStart(9, "0")),
+    };
+    for await (const entry of this.kv.list<Omit<KeyChange, "id">>(selector)) {
       changes.push({ id: String(entry.key[2]), ...entry.value });
     }
     return changes;
@@ -211,6 +225,7 @@ export class KeyStore {
         this.kv.atomic().check(entry).delete(keyRecordKey(id)).delete(
           keyByHashKey(entry.value.hash),
         ),
+        this.now(),
         [id],
         [entry.value.hash, entry.value.previous_hash],
       );
@@ -281,7 +296,9 @@ export class KeyStore {
       const entry = await this.kv.get<KeyRecord>(keyRecordKey(id));
       if (!entry.value) throw keyNotFound(id);
       const next = { ...apply(entry.value), id, updated_at: new Date(this.now()).toISOString() };
-      const op = logChange(this.kv.atomic().check(entry).set(keyRecordKey(id), next), [id], [
+      const op = logChange(this.kv.atomic().check(entry).set(keyRecordKey(id), next), this.now(), [
+        id,
+      ], [
         entry.value.hash,
         entry.value.previous_hash,
         next.hash,
