@@ -251,3 +251,30 @@ Deno.test("ollama API: the older /api/embeddings, and Ollama-only features on ea
     assert((await translated.json()).error.includes("raw"), "the field is named");
   });
 });
+
+Deno.test("ollama API: options reach OpenAI's own API in the fields it takes, other backends as sent", async () => {
+  const openai = await startFakeOpenAi({ models: ["gpt-4o-mini"] });
+  const vllm = await startFakeOpenAi({ models: ["gpt-test"] });
+  const gateway = await startTestGateway(`
+backends:
+  - { name: openai, type: openai, base_url: "${openai.url}/v1", models: [gpt-4o-mini] }
+  - { name: vllm, type: vllm, base_url: "${vllm.url}", models: [gpt-test] }
+`);
+  try {
+    const ollama = client(gateway);
+    const options = { top_k: 40, num_predict: 64, temperature: 0.5 };
+    const messages = [{ role: "user", content: "Say hello" }];
+    const official = await ollama.chat({ model: "gpt-4o-mini", messages, options });
+    assertEquals(official.message.content, DEFAULT_REPLY);
+    const toOpenAi = openai.requests.at(-1)!.body!;
+    assert(!("top_k" in toOpenAi) && !("max_tokens" in toOpenAi), JSON.stringify(toOpenAi));
+    assertEquals([toOpenAi.max_completion_tokens, toOpenAi.temperature], [64, 0.5]);
+    await ollama.chat({ model: "gpt-test", messages, options });
+    const toVllm = vllm.requests.at(-1)!.body!;
+    assertEquals([toVllm.top_k, toVllm.max_tokens, toVllm.temperature], [40, 64, 0.5]);
+  } finally {
+    await gateway.shutdown();
+    await openai.close();
+    await vllm.close();
+  }
+});

@@ -3,7 +3,7 @@
  * passed through to Ollama backends as it came, translated to OpenAI's format for every other
  * backend and back. Streams are NDJSON, errors Ollama's `{"error":"..."}`.
  */
-import type { NativeApi } from "../../adapters/types.ts";
+import type { BackendType, NativeApi } from "../../adapters/types.ts";
 import { textTokens } from "../usage/estimate.ts";
 import { withoutRoutingFields } from "./fields.ts";
 import {
@@ -59,6 +59,17 @@ function ollamaAnswerTokens(body: Json): number {
   return textTokens(text);
 }
 
+/**
+ * The translated body as the backend takes it. vLLM and llama.cpp accept Ollama's `top_k` and
+ * `max_tokens`; OpenAI's own API refuses `top_k` with a 400 and takes the answer limit as
+ * `max_completion_tokens` (its reasoning models refuse `max_tokens`).
+ */
+function forBackend(type: BackendType, body: Json): Json {
+  if (type !== "openai") return body;
+  const { top_k: _topK, max_tokens: maxTokens, ...rest } = body;
+  return maxTokens === undefined ? rest : { ...rest, max_completion_tokens: maxTokens };
+}
+
 function ollamaCodec(format: OllamaFormat): Codec<OllamaRequest> {
   return {
     name: format.name,
@@ -82,7 +93,7 @@ function ollamaCodec(format: OllamaFormat): Codec<OllamaRequest> {
       assertTranslatable(request);
       const answer = await adapter.send({
         endpoint: request.endpoint,
-        body: { ...request.openai, model: send.upstreamModel },
+        body: forBackend(adapter.config.type, { ...request.openai, model: send.upstreamModel }),
         stream: request.stream,
         signal: send.signal,
         requestId: send.requestId,
