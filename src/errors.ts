@@ -54,6 +54,20 @@ export interface ErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };
 }
 
+/**
+ * 503 when the store a decision needs (keys, quota) cannot be reached: the client may retry; the
+ * store's own error stays in the cause, for the log.
+ */
+export function storageUnavailable(what: string, cause: unknown): GatewayError {
+  return new GatewayError(`${what} cannot be checked right now; try again shortly`, {
+    status: 503,
+    type: "api_error",
+    code: "storage_unavailable",
+    headers: { "retry-after": "1" },
+    cause,
+  });
+}
+
 /** 400 for a malformed or invalid request; `param` names the field. */
 export function invalidRequest(message: string, param: string | null = null): GatewayError {
   return new GatewayError(message, {

@@ -68,6 +68,8 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     log,
     metrics,
     now,
+    // A stop keeps trying to write the queue while KV does not answer, within the stop's bound.
+    closeTimeoutMs: Math.min(10_000, config.server.shutdownTimeoutMs),
   });
   const broker = new QuotaBroker({
     kv,
@@ -163,10 +165,19 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
         clearTimeout(deadline);
         await probes;
         await pending.drain();
-        await broker.close();
-        await ledger.close();
-        await limiter.close();
-        if (!options.kv) kv.close();
+        // Each store is closed whatever the others do: a KV that is away must not keep the
+        // ledger from writing what it can, nor shutdown from finishing.
+        const close = async (what: string, step: () => Promise<void> | void) => {
+          try {
+            await step();
+          } catch (err) {
+            log.error("shutdown step failed", { step: what, error: (err as Error).message });
+          }
+        };
+        await close("quota", () => broker.close());
+        await close("ledger", () => ledger.close());
+        await close("rate limits", () => limiter.close());
+        if (!options.kv) await close("kv", () => kv.close());
       })();
       return stopping;
     },

@@ -248,3 +248,49 @@ adapters:
     await fake.close();
   }
 });
+
+Deno.test("storage: KV away gives 503 storage_unavailable where a decision needs it, and a clean stop", async () => {
+  const fake = await startFakeOpenAi();
+  const kv = await Deno.openKv(":memory:");
+  const gateway = await startTestGateway(
+    `
+server:
+  shutdown_timeout_ms: 300
+backends:
+  - { name: up, type: vllm, base_url: "${fake.url}", models: [gpt-test] }
+`,
+    { kv },
+  );
+  const post = (key: string, maxTokens: number) =>
+    fetch(`${gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        model: "gpt-test",
+        max_tokens: maxTokens,
+        messages: [{ role: "user", content: "hi" }],
+      }),
+    });
+  const used = await gateway.createKey({ quota_tokens: 1_000_000 });
+  const idle = await gateway.createKey({});
+  const first = await post(used.key, 10);
+  assertEquals(first.status, 200);
+  await first.body?.cancel();
+  kv.close();
+  try {
+    // A reservation larger than the instance's lease needs KV; so does a key not yet cached.
+    for (const [key, maxTokens] of [[used.key, 900_000], [idle.key, 10]] as const) {
+      const refused = await post(key, maxTokens);
+      assertEquals(refused.status, 503);
+      assertEquals(refused.headers.get("retry-after"), "1");
+      const body = await refused.json();
+      assertEquals([body.error.type, body.error.code], ["api_error", "storage_unavailable"]);
+    }
+    assert(gateway.logs.some((line) => line.includes('"status":503')), "logged with its cause");
+  } finally {
+    // The stop finishes although every store write fails, and says what it could not write.
+    await gateway.shutdown();
+    await fake.close();
+  }
+  assert(gateway.logs.some((line) => line.includes("could not write")), gateway.logs.join("\n"));
+});

@@ -1,7 +1,7 @@
 /** API key authentication for /v1: a bearer key, hashed, looked up in the key directory. */
 import type { Context } from "hono";
 import type { GatewayEnv } from "../context.ts";
-import { GatewayError } from "../errors.ts";
+import { GatewayError, storageUnavailable } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { hashApiKey } from "../store/secrets.ts";
@@ -62,7 +62,12 @@ export function authStep(options: ApiKeyAuthOptions): Step {
     // A known key's record is usually cached: no wait then.
     const cached = options.directory.cached(hash);
     if (cached !== undefined) return decide(c, null, cached);
-    return options.directory.lookup(hash).then((key) => decide(c, null, key));
+    return options.directory.lookup(hash).then(
+      (key) => decide(c, null, key),
+      (err) => {
+        throw storageUnavailable("The API key", err);
+      },
+    );
   };
 }
 

@@ -2,7 +2,7 @@
 import type { Context } from "hono";
 import type { ModelPolicy } from "../config.ts";
 import type { Completion, GatewayEnv } from "../context.ts";
-import { GatewayError } from "../errors.ts";
+import { GatewayError, storageUnavailable } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Admission } from "../proxy/handlers.ts";
@@ -67,7 +67,11 @@ export function createAdmission(options: AdmissionOptions) {
     const key = c.get("key");
     const estimate = Math.max(1, admission.request.reserveTokens);
     const result = options.broker.reserve(key, estimate);
-    if (result instanceof Promise) return result.then((done) => decide(c, key, done));
+    if (result instanceof Promise) {
+      return result.then((done) => decide(c, key, done), (err) => {
+        throw err instanceof GatewayError ? err : storageUnavailable("The key's quota", err);
+      });
+    }
     decide(c, key, result);
   };
 }
