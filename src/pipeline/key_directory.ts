@@ -18,6 +18,8 @@ export interface KeyDirectoryOptions {
   now: () => number;
   /** How stale a cached record or the index may be, in ms (default 1000). */
   refreshMs?: number;
+  /** Changed pointers a refresh reads at most; past it the index is reloaded whole (2,000). */
+  maxPointerReads?: number;
 }
 
 /** Longest time between two whole reloads of the index while keys change. */
@@ -39,6 +41,7 @@ export class KeyDirectory {
   #log: Logger;
   #now: () => number;
   #refreshMs: number;
+  #maxPointerReads: number;
   #index = new Map<string, string>();
   #version = -1n;
   #checkedAt = -Infinity;
@@ -56,6 +59,7 @@ export class KeyDirectory {
     this.#log = options.log;
     this.#now = options.now;
     this.#refreshMs = options.refreshMs ?? 1000;
+    this.#maxPointerReads = options.maxPointerReads ?? 2000;
   }
 
   /** Whole reloads of the index since start (the first included). */
@@ -140,7 +144,13 @@ export class KeyDirectory {
     }
     // The log covers what changed since the last sync only if that sync is recent enough.
     const logCovers = now - this.#syncedAt < KEY_CHANGE_TTL_MS / 2;
-    if (force || !logCovers || now - this.#loadedAt >= FULL_RELOAD_MS) {
+    const fresh = force || !logCovers || now - this.#loadedAt >= FULL_RELOAD_MS
+      ? null
+      : (await this.#store.changes(this.#syncedAt - CLOCK_SKEW_MS))
+        .filter((change) => !this.#applied.has(change.id));
+    const hashes = new Set(fresh?.flatMap((change) => change.hashes));
+    // Past a few thousand changed pointers (a bulk import), one listing beats reading each.
+    if (fresh === null || hashes.size > this.#maxPointerReads) {
       // Changes listed before the index are in it; one made in between is applied again later.
       const changes = await this.#store.changes();
       this.#index = await this.#store.hashIndex();
@@ -150,9 +160,6 @@ export class KeyDirectory {
       this.#loadedAt = now;
       this.#reloads++;
     } else {
-      const fresh = (await this.#store.changes(this.#syncedAt - CLOCK_SKEW_MS))
-        .filter((change) => !this.#applied.has(change.id));
-      const hashes = new Set(fresh.flatMap((change) => change.hashes));
       // The pointers as they are now, whatever order the changes came in. A failure here leaves
       // every change unapplied, for the next sync to try again.
       const pointers = await this.#store.pointers([...hashes]);

@@ -3,7 +3,7 @@ import { silentLogger } from "../log.ts";
 import { KeyStore } from "../store/key_store.ts";
 import { UNLIMITED_DEFAULTS } from "../store/model.ts";
 import { generateApiKey, hashApiKey } from "../store/secrets.ts";
-import { KeyDirectory } from "./key_directory.ts";
+import { KeyDirectory, type KeyDirectoryOptions } from "./key_directory.ts";
 
 /** A real KV store that counts its reads, to show which lookups reach KV. */
 class CountingStore extends KeyStore {
@@ -23,6 +23,21 @@ class CountingStore extends KeyStore {
 }
 
 const defaults = UNLIMITED_DEFAULTS;
+
+/** Two instances on one KV: `other` makes changes; `directory` is this instance's view. */
+async function twoInstances(options: Partial<KeyDirectoryOptions> = {}) {
+  const kv = await Deno.openKv(":memory:");
+  const time = { now: 1_000 };
+  const other = new KeyStore({ kv, now: () => time.now });
+  const directory = new KeyDirectory({
+    store: new KeyStore({ kv, now: () => time.now }),
+    log: silentLogger,
+    now: () => time.now,
+    ...options,
+  });
+  await directory.start();
+  return { kv, time, other, directory };
+}
 
 Deno.test("KeyDirectory: a flood of random keys is refused from memory without reaching KV", async () => {
   const kv = await Deno.openKv(":memory:");
@@ -44,19 +59,9 @@ Deno.test("KeyDirectory: a flood of random keys is refused from memory without r
 });
 
 Deno.test("KeyDirectory: a change made by another instance is seen after the refresh interval", async () => {
-  const kv = await Deno.openKv(":memory:");
-  let clock = 1_000;
-  const mine = new KeyStore({ kv, now: () => clock });
-  const other = new KeyStore({ kv, now: () => clock });
-  const directory = new KeyDirectory({
-    store: mine,
-    log: silentLogger,
-    now: () => clock,
-    refreshMs: 1000,
-  });
-  await directory.start();
+  const { kv, time, other, directory } = await twoInstances({ refreshMs: 1000 });
   const created = await other.create({ name: "made elsewhere" }, defaults);
-  clock += 1001;
+  time.now += 1001;
   // The first lookup after the interval starts a refresh and waits for it on a miss.
   assertEquals((await directory.lookup(created.record.hash))?.name, "made elsewhere");
   await other.update(created.record.id, { disabled: true });
@@ -65,7 +70,7 @@ Deno.test("KeyDirectory: a change made by another instance is seen after the ref
     false,
     "cached within the interval",
   );
-  clock += 1001;
+  time.now += 1001;
   await directory.lookup("0".repeat(64));
   await new Promise((resolve) => setTimeout(resolve, 20));
   assertEquals((await directory.lookup(created.record.hash))?.disabled, true);
@@ -158,5 +163,22 @@ Deno.test("KeyDirectory: a refresh that fails half way leaves its changes for th
   clock += 1001;
   assertEquals((await directory.lookup(created.record.hash))?.name, "new");
   assertEquals(directory.reloads, 1, "recovered from the log, not by a whole reload");
+  kv.close();
+});
+
+Deno.test("KeyDirectory: a burst of changes past maxPointerReads is read by one whole reload", async () => {
+  const { kv, time, other, directory } = await twoInstances({ maxPointerReads: 3 });
+  const few = await other.create({ name: "one of few" }, defaults);
+  time.now += 1001;
+  assertEquals((await directory.lookup(few.record.hash))?.name, "one of few");
+  assertEquals(directory.reloads, 1, "one changed pointer: read from the log");
+  const many = [];
+  for (let i = 0; i < 4; i++) many.push(await other.create({ name: `bulk ${i}` }, defaults));
+  time.now += 1001;
+  assertEquals((await directory.lookup(many[3].record.hash))?.name, "bulk 3");
+  assertEquals(directory.reloads, 2, "four changed pointers: one whole reload");
+  for (const key of many) {
+    assertEquals((await directory.lookup(key.record.hash))?.id, key.record.id);
+  }
   kv.close();
 });

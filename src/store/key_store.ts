@@ -158,12 +158,15 @@ export class KeyStore {
   /** The ids of the given hashes' pointers (null where there is none), read now. */
   async pointers(hashes: string[]): Promise<Map<string, string | null>> {
     const found = new Map<string, string | null>();
-    // getMany takes at most 10 keys.
+    // getMany takes at most 10 keys; the batches are read side by side (one round trip each).
+    const batches: string[][] = [];
     for (let start = 0; start < hashes.length; start += 10) {
-      const batch = hashes.slice(start, start + 10);
+      batches.push(hashes.slice(start, start + 10));
+    }
+    await Promise.all(batches.map(async (batch) => {
       const entries = await this.kv.getMany<string[]>(batch.map(keyByHashKey));
       batch.forEach((hash, i) => found.set(hash, entries[i].value));
-    }
+    }));
     return found;
   }
 
