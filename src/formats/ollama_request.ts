@@ -9,6 +9,7 @@ import {
   MAX_DIMENSIONS,
   modelOf,
   optionalBoolean,
+  optionalInt,
   optionalObject,
   optionalString,
 } from "./fields.ts";
@@ -120,18 +121,10 @@ export function parseOllamaEmbed(body: Json, defaults: ParseDefaults): ParsedOll
   }
   optionalBoolean(body, "truncate");
   optionalObject(body, "options");
-  const dimensions = body.dimensions;
   const openai: Json = { model, input, encoding_format: "float" };
-  if (dimensions !== undefined && dimensions !== null) {
-    // The bound of /v1/embeddings' `dimensions`.
-    if (!isWhole(dimensions) || dimensions < 1 || dimensions > MAX_DIMENSIONS) {
-      throw invalidRequest(
-        `Field must be a whole number from 1 to ${MAX_DIMENSIONS}`,
-        "dimensions",
-      );
-    }
-    openai.dimensions = dimensions;
-  }
+  // The bound of /v1/embeddings' `dimensions`.
+  const dimensions = optionalInt(body, "dimensions", { min: 1, max: MAX_DIMENSIONS });
+  if (dimensions !== null) openai.dimensions = dimensions;
   return embeddingsRequest("embed", openai);
 }
 

@@ -4,7 +4,7 @@
  * built-in tool is a 400 `unsupported_parameter`, and nothing else is ever thrown.
  */
 import { invalidRequest, unsupportedParameter } from "../errors.ts";
-import { MAX_ANSWER_TOKENS, optionalString } from "./fields.ts";
+import { MAX_ANSWER_TOKENS, optionalBoolean, optionalInt, optionalString } from "./fields.ts";
 import { estimateChatTokens } from "../usage/estimate.ts";
 import { isObject } from "./responses_response.ts";
 
@@ -55,7 +55,10 @@ export function parseResponsesRequest(
   optionalBoolean(body, "store");
   const stream = optionalBoolean(body, "stream") ?? false;
   // Bounded as Chat Completions' max_tokens is: the quota reservation stays a sane number.
-  const maxOutputTokens = positiveInt(body, "max_output_tokens", MAX_ANSWER_TOKENS);
+  const maxOutputTokens = optionalInt(body, "max_output_tokens", {
+    min: 1,
+    max: MAX_ANSWER_TOKENS,
+  });
   const chat: Json = {
     model,
     messages: [...instructions(body.instructions), ...inputMessages(body.input)],
@@ -107,22 +110,6 @@ function modelName(model: unknown): string {
     throw invalidRequest("Field must be a non-empty string of at most 256 characters", "model");
   }
   return model;
-}
-
-function optionalBoolean(body: Json, key: string, param = key): boolean | null {
-  const value = body[key];
-  if (value === undefined || value === null) return null;
-  if (typeof value !== "boolean") throw invalidRequest("Field must be a boolean", param);
-  return value;
-}
-
-function positiveInt(body: Json, key: string, max: number): number | null {
-  const value = body[key];
-  if (value === undefined || value === null) return null;
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1 || value > max) {
-    throw invalidRequest(`Field must be a whole number from 1 to ${max}`, key);
-  }
-  return value;
 }
 
 function copyNumber(body: Json, chat: Json, key: string, max: number): void {
