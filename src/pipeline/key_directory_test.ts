@@ -182,3 +182,16 @@ Deno.test("KeyDirectory: a burst of changes past maxPointerReads is read by one 
   }
   kv.close();
 });
+
+Deno.test("KeyStore.changes: lists the changes logged since a time, by the writer's clock", async () => {
+  const kv = await Deno.openKv(":memory:");
+  let clock = 1_000;
+  const store = new KeyStore({ kv, now: () => clock });
+  const early = await store.create({ name: "early" }, defaults);
+  clock = 100_000;
+  const late = await store.create({ name: "late" }, defaults);
+  assertEquals((await store.changes()).map((c) => c.ids[0]), [early.record.id, late.record.id]);
+  assertEquals((await store.changes(50_000)).map((c) => c.ids[0]), [late.record.id]);
+  assertEquals((await store.changes(100_000)).map((c) => c.hashes), [[late.record.hash]]);
+  kv.close();
+});

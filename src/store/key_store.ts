@@ -16,7 +16,14 @@ import {
   quotaPrefix,
 } from "./kv_keys.ts";
 import type { KeyFields, KeyRecord, KeyUsage, KeyView, Page } from "./model.ts";
-import { displayPrefix, generateApiKey, hashApiKey, newId, timeOrderedId } from "./secrets.ts";
+import {
+  displayPrefix,
+  generateApiKey,
+  hashApiKey,
+  newId,
+  timeOrderedId,
+  timeOrderedPrefix,
+} from "./secrets.ts";
 
 const MAX_ATTEMPTS = 10;
 
@@ -178,8 +185,7 @@ export class KeyStore {
     const changes: KeyChange[] = [];
     const selector: Deno.KvListSelector = sinceMs === undefined ? { prefix: KEY_CHANGES } : {
       prefix: KEY_CHANGES,
-      // Time-ordered ids start with the time in base 36: this sorts before every later id.
-      start: keyChangeKey(Math.max(0, Math.floor(sinceMs)).toString(36).padStart(9, "0")),
+      start: keyChangeKey(timeOrderedPrefix(sinceMs)),
     };
     for await (const entry of this.kv.list<Omit<KeyChange, "id">>(selector)) {
       changes.push({ id: String(entry.key[2]), ...entry.value });

@@ -53,12 +53,17 @@ let lastMs = 0;
 let lastTime = "";
 let counter = 0;
 
+/** The time part of {@linkcode timeOrderedId}: sorts before every id made at `ms` or later. */
+export function timeOrderedPrefix(ms: number): string {
+  return Math.max(0, Math.floor(ms)).toString(36).padStart(9, "0");
+}
+
 /** A time-ordered id: sorts by creation time, unique within and across processes. */
 export function timeOrderedId(nowMs: number): string {
   if (nowMs === lastMs && lastTime !== "") counter++;
   else {
     lastMs = nowMs;
-    lastTime = Math.floor(nowMs).toString(36).padStart(9, "0");
+    lastTime = timeOrderedPrefix(nowMs);
     counter = 0;
   }
   const seq = counter < 36 ? `000${counter.toString(36)}` : counter.toString(36).padStart(4, "0");
