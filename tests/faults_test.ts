@@ -273,6 +273,7 @@ backends:
     });
   const used = await gateway.createKey({ quota_tokens: 1_000_000 });
   const idle = await gateway.createKey({});
+  let stopMs = Infinity;
   const first = await post(used.key, 10);
   assertEquals(first.status, 200);
   await first.body?.cancel();
@@ -289,8 +290,12 @@ backends:
     assert(gateway.logs.some((line) => line.includes('"status":503')), "logged with its cause");
   } finally {
     // The stop finishes although every store write fails, and says what it could not write.
+    const stopping = performance.now();
     await gateway.shutdown();
+    stopMs = performance.now() - stopping;
     await fake.close();
   }
   assert(gateway.logs.some((line) => line.includes("could not write")), gateway.logs.join("\n"));
+  // Its retries are bounded by shutdown_timeout_ms (300 ms here), not the ledger's own 10 s.
+  assert(stopMs < 5_000, `the stop took ${stopMs} ms`);
 });

@@ -195,3 +195,18 @@ Deno.test("KeyStore.changes: lists the changes logged since a time, by the write
   assertEquals((await store.changes(100_000)).map((c) => c.hashes), [[late.record.hash]]);
   kv.close();
 });
+
+Deno.test("KeyDirectory: while keys keep changing, the whole index is read again every 10 minutes", async () => {
+  const { kv, time, other, directory } = await twoInstances();
+  const key = await other.create({ name: "edited" }, defaults);
+  // A change and a refresh every minute: the log covers every gap.
+  for (let minute = 1; minute <= 11; minute++) {
+    time.now += 60_000;
+    await other.update(key.record.id, { name: `edit ${minute}` });
+    await directory.lookup("0".repeat(64));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    assertEquals(directory.reloads, minute < 10 ? 1 : 2, `minute ${minute}`);
+  }
+  assertEquals((await directory.lookup(key.record.hash))?.name, "edit 11");
+  kv.close();
+});
