@@ -18,8 +18,12 @@ export interface CommitReport<T> {
 export interface CommitHooks<T> {
   /** Runs right after the items' atomic operation committed. */
   committed(items: T[]): void;
-  /** An item KV refuses (wholly, or a sum into a counter that is not a KvU64): never retried. */
-  rejected(item: T, error: Error): void;
+  /**
+   * An item KV refuses, never retried: as a whole (`untouched`: nothing of it is written, so its
+   * parts may be tried again on their own), or for a sum into a counter that is not a KvU64 (the
+   * rest of it is written, or may be).
+   */
+  rejected(item: T, error: Error, untouched: boolean): void;
 }
 
 /** Failures in a row, without a refusal, after which KV counts as unavailable for this round. */
@@ -71,7 +75,7 @@ export async function commitWrites<T extends KvWrite>(
         failures = 0;
         const hit = (item: T) =>
           poisoned === "all" || item.sums.some((sum) => poisoned.has(sum.counter.id));
-        for (const item of batch) if (hit(item)) hooks.rejected(item, error);
+        for (const item of batch) if (hit(item)) hooks.rejected(item, error, false);
         hooks.committed(batch.filter((item) => !hit(item)));
         continue;
       }
@@ -86,7 +90,7 @@ export async function commitWrites<T extends KvWrite>(
       const half = Math.ceil(batch.length / 2);
       todo.unshift(...planChunks(batch.slice(0, half)), ...planChunks(batch.slice(half)));
     } else if (refused) {
-      hooks.rejected(batch[0], error);
+      hooks.rejected(batch[0], error, true);
     } else {
       kept.push(batch[0]);
     }

@@ -1,18 +1,20 @@
 /**
  * The usage ledger: one record per request plus hour/day aggregates per key and per model.
- * Records are queued and written every `flushMs` in atomic batches (aggregates merged, each batch
- * within KV's limits), so the ledger costs no KV round trip per request. The queue is bounded:
- * when KV cannot keep up, new records are dropped and counted rather than memory growing without
- * end. A record KV refuses on its own is dropped and logged; it never holds the others back.
- * A graceful stop flushes the queue; a crash (`kill -9`) loses at most the records of the last
- * `flushMs` and of requests still in flight.
+ * Records are queued and written every `flushMs`: each key's records of a flush as one KV value (a
+ * block) with one by-key pointer, in atomic batches (aggregates merged, each batch within KV's
+ * limits), so the ledger costs no KV round trip per request and few KV mutations. The queue is
+ * bounded: when KV cannot keep up, new records are dropped and counted rather than memory growing
+ * without end. A record KV refuses on its own is dropped and logged; it never holds the others
+ * back. A graceful stop flushes the queue; a crash (`kill -9`) loses at most the records of the
+ * last `flushMs` and of requests still in flight. Values written before blocks (one record each)
+ * are read alike.
  */
 import { LogGate } from "../log_gate.ts";
 import type { Logger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
 import { AggregateCounters } from "./aggregates.ts";
 import { isSafeAmount, safeAmount } from "./amount.ts";
-import { type KvWrite, tooLarge } from "./kv_batch.ts";
+import { type KvCounter, type KvSum, type KvWrite, tooLarge, valueBytes } from "./kv_batch.ts";
 import { commitWrites } from "./kv_commit.ts";
 import { usageByKeyKey, usageKey } from "./kv_keys.ts";
 import type { Page, UsageRecord } from "./model.ts";
@@ -38,17 +40,33 @@ export interface LedgerOptions {
   now?: () => number;
 }
 
-/** A queued record and, once built (at its first flush), what writing it takes. */
-interface Queued extends KvWrite {
-  record: UsageRecord;
-  /** `record.time` in ms since the epoch. */
-  timeMs: number;
-  seq: string;
-  built: boolean;
+/**
+ * The records of one key from one flush, written as one KV value (newest last) with one by-key
+ * pointer, plus the aggregate sums they add. Two mutations per key and flush instead of two per
+ * request: KV's cost per mutation (serialising, the op, a SQLite row) dwarfs a record's own.
+ */
+interface Block extends KvWrite {
+  records: UsageRecord[];
 }
 
-/** What a queued record writes until it is built (shared: never written to). */
-const NOTHING: never[] = [];
+/** Estimated size at which a block is closed (KV takes values up to 64 KiB; the estimate is high). */
+const BLOCK_BYTES = 32 * 1024;
+/** Records in one block at most. */
+const BLOCK_RECORDS = 256;
+
+/** The records of a stored ledger value: a block, or one record as versions before blocks wrote. */
+function recordsOf(value: UsageRecord[] | UsageRecord): UsageRecord[] {
+  return Array.isArray(value) ? value : [value];
+}
+
+function recordsIn(blocks: Block[]): number {
+  let count = 0;
+  for (const block of blocks) count += block.records.length;
+  return count;
+}
+
+/** `next_cursor` of {@linkcode Ledger.listRequests}: records of block `seq` already listed, and `seq`. */
+const CURSOR = /^(\d{1,6})\.([0-9A-Za-z_-]{1,64})$/;
 
 /** Writes and reads the per-request ledger. */
 export class Ledger {
@@ -58,7 +76,11 @@ export class Ledger {
   #metrics: Metrics;
   #maxQueue: number;
   #closeTimeoutMs: number;
-  #queue: Queued[] = [];
+  /** Records not yet in a block. */
+  #queue: UsageRecord[] = [];
+  /** Blocks a flush could not write (KV away), to try again first; and how many records they hold. */
+  #retry: Block[] = [];
+  #retrying = 0;
   /** Records taken by the flush in progress (they count against the bound). */
   #writing = 0;
   #timer: ReturnType<typeof setInterval> | null = null;
@@ -89,7 +111,7 @@ export class Ledger {
 
   /** Records waiting to be written. */
   get queued(): number {
-    return this.#queue.length + this.#writing;
+    return this.#queue.length + this.#retrying + this.#writing;
   }
 
   /** Queues one record for the next flush (dropped and counted when the queue is full). */
@@ -104,9 +126,7 @@ export class Ledger {
       });
       return;
     }
-    const timeMs = Date.parse(record.time);
-    const seq = timeOrderedId(timeMs);
-    this.#queue.push({ record, timeMs, seq, built: false, sets: NOTHING, sums: NOTHING });
+    this.#queue.push(record);
   }
 
   /** Writes every queued record KV accepts now (the caller may await it, e.g. before a report). */
@@ -129,64 +149,131 @@ export class Ledger {
       if (this.queued >= before) await new Promise((resolve) => setTimeout(resolve, 100));
     }
     await this.#flushing;
-    if (this.#queue.length > 0) {
-      this.#log.error("ledger closed with records it could not write", {
-        records: this.#queue.length,
-      });
-      this.#drop("shutdown", this.#queue.length);
+    const unwritten = this.#queue.length + this.#retrying;
+    if (unwritten > 0) {
+      this.#log.error("ledger closed with records it could not write", { records: unwritten });
+      this.#drop("shutdown", unwritten);
       this.#queue = [];
+      this.#retry = [];
+      this.#retrying = 0;
     }
   }
 
   async #flushOnce(): Promise<void> {
-    if (this.#queue.length === 0) return;
-    const batch = this.#queue.filter((item) => item.built || this.#build(item));
+    if (this.#queue.length === 0 && this.#retry.length === 0) return;
+    let batch = this.#retry.concat(this.#blocks(this.#queue));
     this.#queue = [];
-    this.#writing = batch.length;
+    this.#retry = [];
+    this.#retrying = 0;
+    this.#writing = recordsIn(batch);
     try {
-      const report = await commitWrites(this.kv, batch, {
-        committed: (items) => {
-          this.#writing -= items.length;
-        },
-        rejected: (item, error) => {
-          this.#writing--;
-          this.#reject(item.record, error.message);
-        },
-      });
-      // Unwritten records go back in front of those queued meanwhile, in order.
-      this.#queue = report.remaining.concat(this.#queue);
-      if (report.error) {
-        this.#log.error("ledger flush failed; retrying with the next flush", {
-          records: report.remaining.length,
-          error: report.error.message,
+      while (batch.length > 0) {
+        // The records of a block KV refused whole, each in a block of its own, written next: one
+        // bad record must not take the others of its key with it.
+        const split: Block[] = [];
+        const report = await commitWrites(this.kv, batch, {
+          committed: (blocks) => {
+            this.#writing -= recordsIn(blocks);
+          },
+          rejected: (block, error, untouched) => {
+            if (!untouched || block.records.length === 1) {
+              this.#writing -= block.records.length;
+              this.#reject(block.records, error.message);
+            } else {
+              for (const record of block.records) this.#seal([record], split);
+            }
+          },
         });
+        if (report.remaining.length > 0) {
+          // Unwritten blocks are tried first at the next flush, before records queued meanwhile.
+          this.#retry = report.remaining.concat(split);
+          this.#retrying = recordsIn(this.#retry);
+          if (report.error) {
+            this.#log.error("ledger flush failed; retrying with the next flush", {
+              records: this.#retrying,
+              error: report.error.message,
+            });
+          }
+          return;
+        }
+        batch = split;
       }
     } finally {
       this.#writing = 0;
     }
   }
 
-  /** Fills in what writing `item` takes; false (and the record dropped) if KV could never take it. */
-  #build(item: Queued): boolean {
-    item.record = this.#clean(item.record);
-    const { record, seq } = item;
+  /** The records in blocks: per key, in order, each block within KV's limits. */
+  #blocks(records: UsageRecord[]): Block[] {
+    const byKey = new Map<string, UsageRecord[]>();
+    for (const record of records) {
+      const list = byKey.get(record.key_id);
+      if (list) list.push(record);
+      else byKey.set(record.key_id, [record]);
+    }
+    const blocks: Block[] = [];
+    for (const list of byKey.values()) {
+      let part: UsageRecord[] = [];
+      let bytes = 0;
+      for (const raw of list) {
+        const record = this.#clean(raw);
+        const size = valueBytes(record);
+        if (part.length > 0 && (bytes + size > BLOCK_BYTES || part.length === BLOCK_RECORDS)) {
+          this.#seal(part, blocks);
+          part = [];
+          bytes = 0;
+        }
+        part.push(record);
+        bytes += size;
+      }
+      if (part.length > 0) this.#seal(part, blocks);
+    }
+    return blocks;
+  }
+
+  /**
+   * Adds the block of `records` (one key's, oldest first) to `out`. One KV could never take is
+   * split into blocks of one record; a record KV could never take alone is given up.
+   */
+  #seal(records: UsageRecord[], out: Block[]): void {
+    let block: Block;
+    let reason: string | null;
     try {
-      item.sets = [
-        { key: usageKey(seq), value: record, expireIn: this.#retentionMs },
-        { key: usageByKeyKey(record.key_id, seq), value: seq, expireIn: this.#retentionMs },
-      ];
-      item.sums = this.#aggregates.sums(record, item.timeMs);
+      block = this.#block(records);
+      reason = tooLarge(block);
     } catch (err) {
-      this.#reject(record, (err as Error).message);
-      return false;
+      reason = (err as Error).message;
     }
-    const reason = tooLarge(item);
-    if (reason) {
-      this.#reject(record, reason);
-      return false;
+    if (reason === null) out.push(block!);
+    else if (records.length === 1) this.#reject(records, reason);
+    else for (const record of records) this.#seal([record], out);
+  }
+
+  #block(records: UsageRecord[]): Block {
+    const first = records[0];
+    const seq = timeOrderedId(Date.parse(first.time));
+    // The block's sums to each counter merged (a new entry where a number would lose precision).
+    const sums: KvSum[] = [];
+    const totals = new Map<KvCounter, KvSum>();
+    for (const record of records) {
+      for (const sum of this.#aggregates.sums(record, Date.parse(record.time))) {
+        const total = totals.get(sum.counter);
+        if (total && total.amount + sum.amount <= Number.MAX_SAFE_INTEGER) {
+          total.amount += sum.amount;
+        } else {
+          totals.set(sum.counter, sum);
+          sums.push(sum);
+        }
+      }
     }
-    item.built = true;
-    return true;
+    return {
+      records,
+      sets: [
+        { key: usageKey(seq), value: records, expireIn: this.#retentionMs },
+        { key: usageByKeyKey(first.key_id, seq), value: seq, expireIn: this.#retentionMs },
+      ],
+      sums,
+    };
   }
 
   /** The record with every count KV sums as a whole number it can take. */
@@ -214,11 +301,13 @@ export class Ledger {
     };
   }
 
-  #reject(record: UsageRecord, reason: string): void {
-    this.#drop("rejected", 1);
+  /** `records` (of one key) that KV refused, or refused a counter of: that part is not written. */
+  #reject(records: UsageRecord[], reason: string): void {
+    this.#drop("rejected", records.length);
     this.#log.error("KV refused a usage record or one of its counters; that part is not written", {
-      request_id: record.request_id,
-      key_id: record.key_id,
+      request_id: records[0].request_id,
+      key_id: records[0].key_id,
+      ...(records.length > 1 ? { records: records.length } : {}),
       error: reason,
     });
   }
@@ -227,41 +316,58 @@ export class Ledger {
     this.#metrics.inc(DROPPED, { reason }, count);
   }
 
-  /** The ledger, newest first; with `keyId`, only that key's records. */
+  /**
+   * The ledger, newest first (records of one flush are listed by key, so their order across keys
+   * is that of the flush interval); with `keyId`, only that key's records. A cursor this did not
+   * make throws a TypeError naming it.
+   */
   async listRequests(
     options: { cursor?: string; limit?: number; keyId?: string; model?: string },
-  ): Promise<
-    Page<UsageRecord>
-  > {
+  ): Promise<Page<UsageRecord>> {
     const limit = Math.min(Math.max(options.limit ?? 50, 1), 500);
+    let from: { seq: string; skip: number } | null = null;
+    if (options.cursor) {
+      const match = CURSOR.exec(options.cursor);
+      if (!match) throw new TypeError("invalid cursor");
+      from = { skip: Number(match[1]), seq: match[2] };
+    }
+    const { keyId, model } = options;
     const data: UsageRecord[] = [];
-    let cursor: string | null = null;
-    const listOptions = { cursor: options.cursor || undefined, reverse: true, batchSize: 100 };
-    if (options.keyId) {
-      const iterator = this.kv.list<string>(
-        { prefix: ["usage_by_key", options.keyId] },
-        listOptions,
-      );
-      for await (const entry of iterator) {
-        const record = (await this.kv.get<UsageRecord>(usageKey(entry.value))).value;
-        if (!record || (options.model && record.model !== options.model)) continue;
+    for await (const { seq, records } of this.#newestFirst(keyId, from)) {
+      for (let i = seq === from?.seq ? from.skip : 0; i < records.length; i++) {
+        const record = records[records.length - 1 - i];
+        if ((keyId && record.key_id !== keyId) || (model && record.model !== model)) continue;
         data.push(record);
-        if (data.length === limit) {
-          cursor = iterator.cursor;
-          break;
-        }
-      }
-      return { data, next_cursor: cursor };
-    }
-    const iterator = this.kv.list<UsageRecord>({ prefix: ["usage"] }, listOptions);
-    for await (const entry of iterator) {
-      if (options.model && entry.value.model !== options.model) continue;
-      data.push(entry.value);
-      if (data.length === limit) {
-        cursor = iterator.cursor;
-        break;
+        if (data.length === limit) return { data, next_cursor: `${i + 1}.${seq}` };
       }
     }
-    return { data, next_cursor: cursor };
+    return { data, next_cursor: null };
+  }
+
+  /** Stored values newest first: the block `from` names, then every older one. */
+  async *#newestFirst(
+    keyId: string | undefined,
+    from: { seq: string } | null,
+  ): AsyncGenerator<{ seq: string; records: UsageRecord[] }> {
+    type Stored = UsageRecord[] | UsageRecord;
+    if (from) {
+      const value = (await this.kv.get<Stored>(usageKey(from.seq))).value;
+      if (value) yield { seq: from.seq, records: recordsOf(value) };
+    }
+    const options = { reverse: true, batchSize: 100 };
+    if (keyId) {
+      const prefix = ["usage_by_key", keyId];
+      const selector = from ? { prefix, end: usageByKeyKey(keyId, from.seq) } : { prefix };
+      for await (const entry of this.kv.list<string>(selector, options)) {
+        const value = (await this.kv.get<Stored>(usageKey(entry.value))).value;
+        if (value) yield { seq: entry.value, records: recordsOf(value) };
+      }
+      return;
+    }
+    const prefix = ["usage"];
+    const selector = from ? { prefix, end: usageKey(from.seq) } : { prefix };
+    for await (const entry of this.kv.list<Stored>(selector, options)) {
+      yield { seq: entry.key[1] as string, records: recordsOf(entry.value) };
+    }
   }
 }

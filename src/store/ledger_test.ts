@@ -5,17 +5,28 @@ import { queryUsage } from "./aggregates.ts";
 import { Ledger } from "./ledger.ts";
 import type { UsageRecord } from "./model.ts";
 import { usageRecord } from "../../tests/fixtures/usage_record.ts";
+import { timeOrderedId } from "./secrets.ts";
 
 const HOUR = Date.parse("2026-11-24T10:00:00Z");
+
+/** Every stored record: blocks hold a key's records of one flush, older values one record. */
+async function stored(kv: Deno.Kv): Promise<UsageRecord[]> {
+  const records: UsageRecord[] = [];
+  for await (const entry of kv.list<UsageRecord[] | UsageRecord>({ prefix: ["usage"] })) {
+    if (Array.isArray(entry.value)) records.push(...entry.value);
+    else records.push(entry.value);
+  }
+  return records;
+}
 
 /** Sums of prompt tokens per key, from the raw records and from the hourly aggregates. */
 async function totals(kv: Deno.Kv) {
   const fromRecords = new Map<string, { records: number; prompt: number }>();
-  for await (const entry of kv.list<UsageRecord>({ prefix: ["usage"] })) {
-    const total = fromRecords.get(entry.value.key_id) ?? { records: 0, prompt: 0 };
+  for (const record of await stored(kv)) {
+    const total = fromRecords.get(record.key_id) ?? { records: 0, prompt: 0 };
     total.records++;
-    total.prompt += entry.value.prompt_tokens;
-    fromRecords.set(entry.value.key_id, total);
+    total.prompt += record.prompt_tokens;
+    fromRecords.set(record.key_id, total);
   }
   const rows = await queryUsage(kv, { from: HOUR, to: HOUR, groupBy: "hour", by: "key" });
   const fromAggregates = new Map(
@@ -39,9 +50,13 @@ Deno.test("Ledger: 1,000 keys' records queued at once all arrive, with every agg
     const { fromRecords, fromAggregates } = await totals(kv);
     assertEquals(fromRecords, expected);
     assertEquals(fromAggregates, expected);
+    // One block and one by-key pointer per key and flush, not one per request.
     let pointers = 0;
     for await (const _ of kv.list({ prefix: ["usage_by_key"] })) pointers++;
-    assertEquals(pointers, 3000);
+    assertEquals(pointers, 1000);
+    let blocks = 0;
+    for await (const _ of kv.list({ prefix: ["usage"] })) blocks++;
+    assertEquals(blocks, 1000);
   } finally {
     await ledger.close();
     kv.close();
@@ -103,10 +118,7 @@ Deno.test("Ledger: counts KV cannot sum are clamped, and the record and other ke
     ledger.record(usageRecord("key_good", 0));
     await ledger.flush();
     assertEquals(ledger.queued, 0);
-    const records = new Map<string, UsageRecord>();
-    for await (const entry of kv.list<UsageRecord>({ prefix: ["usage"] })) {
-      records.set(entry.value.key_id, entry.value);
-    }
+    const records = new Map((await stored(kv)).map((record) => [record.key_id, record]));
     const bad = records.get("key_bad")!;
     assertEquals(bad.prompt_tokens, Number.MAX_SAFE_INTEGER);
     assertEquals(bad.completion_tokens, 0);
@@ -170,23 +182,28 @@ Deno.test("Ledger: close() writes every queued record, over many atomic operatio
 });
 
 Deno.test("Ledger: while KV fails, records stay queued; close() gives up after its timeout", async () => {
-  const kv = await Deno.openKv(":memory:");
-  const metrics = new Metrics();
-  const ledger = new Ledger({
-    kv,
-    retentionDays: 1,
-    log: silentLogger,
-    metrics,
-    autoFlush: false,
-    closeTimeoutMs: 300,
-  });
-  for (let i = 0; i < 50; i++) ledger.record(usageRecord("key_a", i));
-  kv.close();
-  await ledger.flush();
-  assertEquals(ledger.queued, 50, "a failing KV loses nothing while the gateway runs");
-  assertEquals(metrics.value("modelgate_ledger_dropped_total", { reason: "rejected" }), 0);
-  await ledger.close();
-  assertEquals(metrics.value("modelgate_ledger_dropped_total", { reason: "shutdown" }), 50);
+  // One block, and several (a key's records of one flush are split past 32 KiB).
+  for (const count of [1, 50, 500]) {
+    const kv = await Deno.openKv(":memory:");
+    const metrics = new Metrics();
+    const ledger = new Ledger({
+      kv,
+      retentionDays: 1,
+      log: silentLogger,
+      metrics,
+      autoFlush: false,
+      closeTimeoutMs: 300,
+    });
+    for (let i = 0; i < count; i++) ledger.record(usageRecord("key_a", i));
+    kv.close();
+    await ledger.flush();
+    assertEquals(ledger.queued, count, "a failing KV loses nothing while the gateway runs");
+    await ledger.flush();
+    assertEquals(ledger.queued, count, "nor at the next flush");
+    assertEquals(metrics.value("modelgate_ledger_dropped_total", { reason: "rejected" }), 0);
+    await ledger.close();
+    assertEquals(metrics.value("modelgate_ledger_dropped_total", { reason: "shutdown" }), count);
+  }
 });
 
 Deno.test("Ledger: a flush of 400 records of 10 keys is one atomic operation", async () => {
@@ -201,6 +218,113 @@ Deno.test("Ledger: a flush of 400 records of 10 keys is one atomic operation", a
     assertEquals(operations, 1);
     const { fromRecords } = await totals(kv);
     assertEquals(fromRecords.get("key_3")?.records, 40);
+  } finally {
+    await ledger.close();
+    kv.close();
+  }
+});
+
+Deno.test("Ledger: a block KV refuses whole is written record by record; only the bad record is lost", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const metrics = new Metrics();
+  const ledger = new Ledger({ kv, retentionDays: 1, log: silentLogger, metrics, autoFlush: false });
+  try {
+    for (let i = 0; i < 5; i++) {
+      // A value KV cannot serialise, which no size estimate can see: the whole block is refused.
+      const backend = i === 2 ? Symbol("not storable") as unknown as string : "up";
+      ledger.record(usageRecord("key_a", i, { backend }));
+    }
+    ledger.record(usageRecord("key_b", 0));
+    await ledger.flush();
+    assertEquals(ledger.queued, 0);
+    const { fromRecords, fromAggregates } = await totals(kv);
+    const expected = new Map([
+      ["key_a", { records: 4, prompt: 10 + 11 + 13 + 14 }],
+      ["key_b", { records: 1, prompt: 10 }],
+    ]);
+    assertEquals(fromRecords, expected);
+    assertEquals(fromAggregates, expected, "nothing of the refused block is counted twice");
+    assertEquals(metrics.value("modelgate_ledger_dropped_total", { reason: "rejected" }), 1);
+  } finally {
+    await ledger.close();
+    kv.close();
+  }
+});
+
+Deno.test("Ledger: one key's 3,000 records of one flush are several blocks within KV's value limit", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const ledger = new Ledger({ kv, retentionDays: 1, log: silentLogger, autoFlush: false });
+  try {
+    for (let i = 0; i < 3000; i++) {
+      ledger.record(usageRecord("key_a", i, { requested_model: `model-${"m".repeat(200)}` }));
+    }
+    await ledger.flush();
+    let blocks = 0;
+    for await (const entry of kv.list<UsageRecord[]>({ prefix: ["usage"] })) {
+      blocks++;
+      assert(Array.isArray(entry.value));
+    }
+    assert(blocks > 10, `${blocks} blocks`);
+    assertEquals((await totals(kv)).fromRecords.get("key_a")?.records, 3000);
+  } finally {
+    await ledger.close();
+    kv.close();
+  }
+});
+
+Deno.test("Ledger: listRequests() pages blocks and records stored one per value, newest first", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const ledger = new Ledger({ kv, retentionDays: 1, log: silentLogger, autoFlush: false });
+  try {
+    // Records as versions before blocks stored them: one value and one pointer each.
+    for (let i = 0; i < 3; i++) {
+      const record = usageRecord(i === 1 ? "key_b" : "key_a", i, { request_id: `old_${i}` });
+      const seq = timeOrderedId(Date.parse(record.time));
+      await kv.set(["usage", seq], record);
+      await kv.set(["usage_by_key", record.key_id, seq], seq);
+    }
+    for (let i = 10; i < 20; i++) ledger.record(usageRecord("key_a", i));
+    for (let i = 20; i < 25; i++) ledger.record(usageRecord("key_b", i, { model: "other" }));
+    await ledger.flush();
+    for (let i = 30; i < 34; i++) ledger.record(usageRecord("key_a", i));
+    await ledger.flush();
+
+    const all = async (options: { keyId?: string; model?: string; limit: number }) => {
+      const ids: string[] = [];
+      let cursor: string | undefined;
+      do {
+        assert(ids.length < 100, "paging ends");
+        const page = await ledger.listRequests({ ...options, cursor });
+        assert(page.data.length <= options.limit);
+        ids.push(...page.data.map((record) => record.request_id));
+        cursor = page.next_cursor ?? undefined;
+      } while (cursor);
+      return ids;
+    };
+    const a = (from: number, to: number) =>
+      Array.from({ length: to - from }, (_, i) => `req_key_a_${to - 1 - i}`);
+    const b = (from: number, to: number) =>
+      Array.from({ length: to - from }, (_, i) => `req_key_b_${to - 1 - i}`);
+    for (const limit of [1, 3, 7, 500]) {
+      const ids = await all({ limit });
+      assertEquals(ids.length, 22, `limit ${limit}`);
+      assertEquals(new Set(ids).size, 22, "no record twice");
+      assertEquals(ids.slice(0, 4), a(30, 34), "the newest flush first");
+      assertEquals(ids.slice(-3), ["old_2", "old_1", "old_0"], "records stored one per value last");
+      assertEquals(await all({ limit, keyId: "key_a" }), [
+        ...a(30, 34),
+        ...a(10, 20),
+        "old_2",
+        "old_0",
+      ]);
+      assertEquals(await all({ limit, keyId: "key_b" }), [...b(20, 25), "old_1"]);
+      assertEquals(await all({ limit, model: "other" }), b(20, 25));
+    }
+    for (const cursor of ["zzz", "1.", "-1.abc", "1.a/b", `9999999.${"a".repeat(19)}`]) {
+      let error: unknown = null;
+      await ledger.listRequests({ cursor }).catch((err) => error = err);
+      assert(error instanceof TypeError && /cursor/.test(error.message), cursor);
+    }
   } finally {
     await ledger.close();
     kv.close();
