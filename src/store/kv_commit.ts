@@ -14,16 +14,22 @@ export interface CommitReport<T> {
   error: Error | null;
 }
 
+/**
+ * What of a rejected item is written: nothing (KV refused it whole, so its parts may be tried on
+ * their own); everything but its sums into `counters` (ids of counters that are not a KvU64); or
+ * an unknown part (it must never be written again: that could count twice).
+ */
+export type Rejection =
+  | { written: "none" }
+  | { written: "all_but"; counters: ReadonlySet<string> }
+  | { written: "unknown" };
+
 /** What to do as items are written or given up. */
 export interface CommitHooks<T> {
   /** Runs right after the items' atomic operation committed. */
   committed(items: T[]): void;
-  /**
-   * An item KV refuses, never retried: as a whole (`untouched`: nothing of it is written, so its
-   * parts may be tried again on their own), or for a sum into a counter that is not a KvU64 (the
-   * rest of it is written, or may be).
-   */
-  rejected(item: T, error: Error, untouched: boolean): void;
+  /** An item KV refuses, never retried; `rejection` says what of it is written. */
+  rejected(item: T, error: Error, rejection: Rejection): void;
 }
 
 /** Failures in a row, without a refusal, after which KV counts as unavailable for this round. */
@@ -70,15 +76,19 @@ export async function commitWrites<T extends KvWrite>(
       continue;
     }
     if (NOT_U64.test(error.message)) {
-      const poisoned = await salvage(kv, mutations, applied === true);
-      if (poisoned !== null) {
-        failures = 0;
-        const hit = (item: T) =>
-          poisoned === "all" || item.sums.some((sum) => poisoned.has(sum.counter.id));
-        for (const item of batch) if (hit(item)) hooks.rejected(item, error, false);
-        hooks.committed(batch.filter((item) => !hit(item)));
+      // Local KV kept the mutations before the bad sum: trying any of them again could count twice.
+      failures = 0;
+      const poisoned = applied === null ? null : await salvage(kv, mutations, applied);
+      if (poisoned === null || poisoned === "all") {
+        for (const item of batch) hooks.rejected(item, error, { written: "unknown" });
         continue;
       }
+      const hit = (item: T) => item.sums.some((sum) => poisoned.has(sum.counter.id));
+      for (const item of batch) {
+        if (hit(item)) hooks.rejected(item, error, { written: "all_but", counters: poisoned });
+      }
+      hooks.committed(batch.filter((item) => !hit(item)));
+      continue;
     }
     const refused = error instanceof TypeError || error instanceof RangeError;
     if (!refused && ++failures >= GIVE_UP_AFTER) {
@@ -90,7 +100,7 @@ export async function commitWrites<T extends KvWrite>(
       const half = Math.ceil(batch.length / 2);
       todo.unshift(...planChunks(batch.slice(0, half)), ...planChunks(batch.slice(half)));
     } else if (refused) {
-      hooks.rejected(batch[0], error, true);
+      hooks.rejected(batch[0], error, { written: "none" });
     } else {
       kept.push(batch[0]);
     }

@@ -175,13 +175,17 @@ export class Ledger {
           committed: (blocks) => {
             this.#writing -= recordsIn(blocks);
           },
-          rejected: (block, error, untouched) => {
-            if (!untouched || block.records.length === 1) {
-              this.#writing -= block.records.length;
-              this.#reject(block.records, error.message);
-            } else {
+          rejected: (block, error, rejection) => {
+            if (rejection.written === "none" && block.records.length > 1) {
               for (const record of block.records) this.#seal([record], split);
+              return;
             }
+            this.#writing -= block.records.length;
+            // Written but for counters that are not numbers: only the records adding to them.
+            const lost = rejection.written === "all_but"
+              ? block.records.filter((record) => this.#addsTo(record, rejection.counters))
+              : block.records;
+            if (lost.length > 0) this.#reject(lost, error.message);
           },
         });
         if (report.remaining.length > 0) {
@@ -211,7 +215,7 @@ export class Ledger {
       if (list) list.push(record);
       else byKey.set(record.key_id, [record]);
     }
-    const blocks: Block[] = [];
+    const parts: UsageRecord[][] = [];
     for (const list of byKey.values()) {
       let part: UsageRecord[] = [];
       let bytes = 0;
@@ -219,15 +223,19 @@ export class Ledger {
         const record = this.#clean(raw);
         const size = valueBytes(record);
         if (part.length > 0 && (bytes + size > BLOCK_BYTES || part.length === BLOCK_RECORDS)) {
-          this.#seal(part, blocks);
+          parts.push(part);
           part = [];
           bytes = 0;
         }
         part.push(record);
         bytes += size;
       }
-      if (part.length > 0) this.#seal(part, blocks);
+      if (part.length > 0) parts.push(part);
     }
+    // Sealed in time order, so their time-ordered ids are made in order (ISO times sort as text).
+    parts.sort((a, b) => a[0].time < b[0].time ? -1 : a[0].time > b[0].time ? 1 : 0);
+    const blocks: Block[] = [];
+    for (const part of parts) this.#seal(part, blocks);
     return blocks;
   }
 
@@ -274,6 +282,12 @@ export class Ledger {
       ],
       sums,
     };
+  }
+
+  /** Whether `record` adds to one of `counters` (by id). */
+  #addsTo(record: UsageRecord, counters: ReadonlySet<string>): boolean {
+    const sums = this.#aggregates.sums(record, Date.parse(record.time));
+    return sums.some((sum) => counters.has(sum.counter.id));
   }
 
   /** The record with every count KV sums as a whole number it can take. */

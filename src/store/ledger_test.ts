@@ -6,6 +6,7 @@ import { Ledger } from "./ledger.ts";
 import type { UsageRecord } from "./model.ts";
 import { usageRecord } from "../../tests/fixtures/usage_record.ts";
 import { timeOrderedId } from "./secrets.ts";
+import { aggregateKey } from "./kv_keys.ts";
 
 const HOUR = Date.parse("2026-11-24T10:00:00Z");
 
@@ -328,5 +329,72 @@ Deno.test("Ledger: listRequests() pages blocks and records stored one per value,
   } finally {
     await ledger.close();
     kv.close();
+  }
+});
+
+/** Local KV whose next `failures` getMany() calls fail: KV going away in the middle of a flush. */
+function getManyFailing(kv: Deno.Kv, failures: number): Deno.Kv {
+  return new Proxy(kv, {
+    get(target, name) {
+      if (name === "getMany" && failures > 0) {
+        return () => {
+          failures--;
+          return Promise.reject(new Error("KV away"));
+        };
+      }
+      const value = Reflect.get(target, name, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+Deno.test("Ledger: a block next to a counter that is not a number is stored once, counted once", async () => {
+  const bucket = "2026-11-24T10";
+  const keyPrompt = aggregateKey("hour", "key", "key_a", bucket, "prompt_tokens");
+  const modelRequests = aggregateKey("hour", "model", "bad", bucket, "requests");
+  // Whether KV can say which counters are bad (then the rest is written) or not (then nothing
+  // may be written again: local KV keeps what came before the bad sum).
+  for (const away of [false, true]) {
+    const raw = await Deno.openKv(":memory:");
+    const kv = away ? getManyFailing(raw, 1) : raw;
+    const metrics = new Metrics();
+    const ledger = new Ledger({
+      kv,
+      retentionDays: 1,
+      log: silentLogger,
+      metrics,
+      autoFlush: false,
+    });
+    try {
+      await raw.set(keyPrompt, "not a number");
+      await raw.set(modelRequests, "not a number");
+      for (let i = 0; i < 5; i++) ledger.record(usageRecord("key_a", i));
+      for (let i = 0; i < 9; i++) {
+        ledger.record(usageRecord("key_b", i, i === 4 ? { model: "bad" } : {}));
+      }
+      await ledger.flush();
+      assertEquals(ledger.queued, 0);
+      const records = await stored(raw);
+      const ids = records.map((record) => record.request_id);
+      assertEquals(new Set(ids).size, ids.length, "no record is stored twice");
+      const requests = async (keyId: string) =>
+        (await raw.get<Deno.KvU64>(aggregateKey("hour", "key", keyId, bucket, "requests"))).value
+          ?.value ?? 0n;
+      const dropped = metrics.value("modelgate_ledger_dropped_total", { reason: "rejected" });
+      if (!away) {
+        assertEquals(records.length, 14);
+        assertEquals([await requests("key_a"), await requests("key_b")], [5n, 9n]);
+        // Every key_a record adds to the bad key counter; one key_b record to the bad model one.
+        assertEquals(dropped, 5 + 1);
+      } else {
+        assert(records.length <= 14);
+        assert(await requests("key_a") <= 5n && await requests("key_b") <= 9n, "counted once");
+        assertEquals(dropped + records.length >= 14, true, "what is not stored is counted");
+      }
+      assertEquals((await raw.get(keyPrompt)).value, "not a number");
+    } finally {
+      await ledger.close();
+      raw.close();
+    }
   }
 });
