@@ -53,10 +53,16 @@ export class AggregateCounters {
    * whole numbers KV can take (the ledger clamps them first).
    */
   sums(record: UsageRecord, timeMs: number): KvSum[] {
+    const sums: KvSum[] = [];
+    this.add(record, timeMs, (counter, amount) => sums.push({ counter, amount }));
+    return sums;
+  }
+
+  /** Calls `add` with each counter the record adds to, and the amount ({@linkcode sums}). */
+  add(record: UsageRecord, timeMs: number, add: (counter: KvCounter, amount: number) => void) {
     const hour = this.#hour(timeMs);
     const byKey = this.#subject(hour, "key", record.key_id);
     const byModel = this.#subject(hour, "model", record.model);
-    const rows = [byKey.hour, byKey.day, byModel.hour, byModel.day];
     // In the order of METRICS.
     const amounts = [
       1,
@@ -66,13 +72,14 @@ export class AggregateCounters {
       Math.round(record.cost * 1_000_000),
       Math.round(record.latency_ms),
     ];
-    const sums: KvSum[] = [];
     for (let metric = 0; metric < amounts.length; metric++) {
       const amount = amounts[metric];
       if (!(amount > 0)) continue;
-      for (const row of rows) sums.push({ counter: row[metric], amount });
+      add(byKey.hour[metric], amount);
+      add(byKey.day[metric], amount);
+      add(byModel.hour[metric], amount);
+      add(byModel.day[metric], amount);
     }
-    return sums;
   }
 
   #hour(timeMs: number): HourCounters {

@@ -263,17 +263,17 @@ export class Ledger {
     // The block's sums to each counter merged (a new entry where a number would lose precision).
     const sums: KvSum[] = [];
     const totals = new Map<KvCounter, KvSum>();
-    for (const record of records) {
-      for (const sum of this.#aggregates.sums(record, Date.parse(record.time))) {
-        const total = totals.get(sum.counter);
-        if (total && total.amount + sum.amount <= Number.MAX_SAFE_INTEGER) {
-          total.amount += sum.amount;
-        } else {
-          totals.set(sum.counter, sum);
-          sums.push(sum);
-        }
+    const add = (counter: KvCounter, amount: number) => {
+      const total = totals.get(counter);
+      if (total && total.amount + amount <= Number.MAX_SAFE_INTEGER) {
+        total.amount += amount;
+        return;
       }
-    }
+      const sum = { counter, amount };
+      totals.set(counter, sum);
+      sums.push(sum);
+    };
+    for (const record of records) this.#aggregates.add(record, Date.parse(record.time), add);
     return {
       records,
       sets: [
