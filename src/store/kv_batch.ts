@@ -28,6 +28,8 @@ export interface KvSet {
   key: Deno.KvKey;
   value: unknown;
   expireIn?: number;
+  /** {@linkcode valueBytes} of `value`, when the caller has it already. */
+  bytes?: number;
 }
 
 /**
@@ -160,9 +162,9 @@ function measure(item: KvWrite): Measure {
   let known = measures.get(item);
   if (known) return known;
   known = { setKeyBytes: 0, setTotalBytes: 0, refusal: null };
-  for (const { key, value } of item.sets) {
-    const size = keyBytes(key);
-    const bytes = valueBytes(value);
+  for (const set of item.sets) {
+    const size = keyBytes(set.key);
+    const bytes = set.bytes ?? valueBytes(set.value);
     if (size > KV_LIMITS.keyBytes) known.refusal ??= "a key is longer than KV allows";
     if (bytes > KV_LIMITS.valueBytes) known.refusal ??= "a value is larger than KV allows";
     known.setKeyBytes += size;

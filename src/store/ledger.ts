@@ -53,6 +53,8 @@ interface Block extends KvWrite {
 const BLOCK_BYTES = 32 * 1024;
 /** Records in one block at most. */
 const BLOCK_RECORDS = 256;
+/** What valueBytes() counts for an array besides its items. */
+const ARRAY_BYTES = valueBytes([]);
 
 /** The records of a stored ledger value: a block, or one record as versions before blocks wrote. */
 function recordsOf(value: UsageRecord[] | UsageRecord): UsageRecord[] {
@@ -215,27 +217,29 @@ export class Ledger {
       if (list) list.push(record);
       else byKey.set(record.key_id, [record]);
     }
-    const parts: UsageRecord[][] = [];
+    // Each part with its size as valueBytes() measures an array of them.
+    const parts: { records: UsageRecord[]; bytes: number }[] = [];
     for (const list of byKey.values()) {
       let part: UsageRecord[] = [];
-      let bytes = 0;
+      let bytes = ARRAY_BYTES;
       for (const raw of list) {
         const record = this.#clean(raw);
         const size = valueBytes(record);
         if (part.length > 0 && (bytes + size > BLOCK_BYTES || part.length === BLOCK_RECORDS)) {
-          parts.push(part);
+          parts.push({ records: part, bytes });
           part = [];
-          bytes = 0;
+          bytes = ARRAY_BYTES;
         }
         part.push(record);
         bytes += size;
       }
-      if (part.length > 0) parts.push(part);
+      if (part.length > 0) parts.push({ records: part, bytes });
     }
     // Sealed in time order, so their time-ordered ids are made in order (ISO times sort as text).
-    parts.sort((a, b) => a[0].time < b[0].time ? -1 : a[0].time > b[0].time ? 1 : 0);
+    const first = (part: { records: UsageRecord[] }) => part.records[0].time;
+    parts.sort((a, b) => first(a) < first(b) ? -1 : first(a) > first(b) ? 1 : 0);
     const blocks: Block[] = [];
-    for (const part of parts) this.#seal(part, blocks);
+    for (const part of parts) this.#seal(part.records, blocks, part.bytes);
     return blocks;
   }
 
@@ -243,11 +247,11 @@ export class Ledger {
    * Adds the block of `records` (one key's, oldest first) to `out`. One KV could never take is
    * split into blocks of one record; a record KV could never take alone is given up.
    */
-  #seal(records: UsageRecord[], out: Block[]): void {
+  #seal(records: UsageRecord[], out: Block[], bytes?: number): void {
     let block: Block;
     let reason: string | null;
     try {
-      block = this.#block(records);
+      block = this.#block(records, bytes);
       reason = tooLarge(block);
     } catch (err) {
       reason = (err as Error).message;
@@ -257,7 +261,8 @@ export class Ledger {
     else for (const record of records) this.#seal([record], out);
   }
 
-  #block(records: UsageRecord[]): Block {
+  /** The block of `records`; `bytes` is valueBytes(records) when known. */
+  #block(records: UsageRecord[], bytes?: number): Block {
     const first = records[0];
     const seq = timeOrderedId(Date.parse(first.time));
     // The block's sums to each counter merged (a new entry where a number would lose precision).
@@ -277,7 +282,7 @@ export class Ledger {
     return {
       records,
       sets: [
-        { key: usageKey(seq), value: records, expireIn: this.#retentionMs },
+        { key: usageKey(seq), value: records, expireIn: this.#retentionMs, bytes },
         { key: usageByKeyKey(first.key_id, seq), value: seq, expireIn: this.#retentionMs },
       ],
       sums,
