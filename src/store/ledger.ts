@@ -265,7 +265,8 @@ export class Ledger {
   #block(records: UsageRecord[], bytes?: number): Block {
     const first = records[0];
     const seq = timeOrderedId(Date.parse(first.time));
-    // The block's sums to each counter merged (a new entry where a number would lose precision).
+    // The block's sums to each counter merged (a new entry where a number would lose precision):
+    // 24 per block instead of 24 per record, and tooLarge() counts each sum as a mutation.
     const sums: KvSum[] = [];
     const totals = new Map<KvCounter, KvSum>();
     const add = (counter: KvCounter, amount: number) => {

@@ -2,13 +2,34 @@ import { assert, assertEquals } from "../../tests/assert.ts";
 import { createLogger, silentLogger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
 import { queryUsage } from "./aggregates.ts";
-import { Ledger } from "./ledger.ts";
+import { Ledger, type LedgerOptions } from "./ledger.ts";
 import type { UsageRecord } from "./model.ts";
 import { usageRecord } from "../../tests/fixtures/usage_record.ts";
 import { timeOrderedId } from "./secrets.ts";
 import { aggregateKey } from "./kv_keys.ts";
 
 const HOUR = Date.parse("2026-11-24T10:00:00Z");
+
+/** A ledger on an in-memory KV, flushed by the test; both closed after `fn`. */
+async function withLedger(
+  options: Partial<LedgerOptions>,
+  fn: (store: { kv: Deno.Kv; ledger: Ledger }) => Promise<void>,
+): Promise<void> {
+  const kv = await Deno.openKv(":memory:");
+  const ledger = new Ledger({
+    kv,
+    retentionDays: 1,
+    log: silentLogger,
+    autoFlush: false,
+    ...options,
+  });
+  try {
+    await fn({ kv, ledger });
+  } finally {
+    await ledger.close();
+    kv.close();
+  }
+}
 
 /** Every stored record: blocks hold a key's records of one flush, older values one record. */
 async function stored(kv: Deno.Kv): Promise<UsageRecord[]> {
@@ -37,9 +58,7 @@ async function totals(kv: Deno.Kv) {
 }
 
 Deno.test("Ledger: 1,000 keys' records queued at once all arrive, with every aggregate", async () => {
-  const kv = await Deno.openKv(":memory:");
-  const ledger = new Ledger({ kv, retentionDays: 1, log: silentLogger, autoFlush: false });
-  try {
+  await withLedger({}, async ({ kv, ledger }) => {
     const expected = new Map<string, { records: number; prompt: number }>();
     for (let k = 0; k < 1000; k++) {
       const keyId = `key_${String(k).padStart(4, "0")}`;
@@ -58,10 +77,7 @@ Deno.test("Ledger: 1,000 keys' records queued at once all arrive, with every agg
     let blocks = 0;
     for await (const _ of kv.list({ prefix: ["usage"] })) blocks++;
     assertEquals(blocks, 1000);
-  } finally {
-    await ledger.close();
-    kv.close();
-  }
+  });
 });
 
 Deno.test("Ledger: what KV refuses is given up and counted; every other key's records arrive", async () => {
@@ -106,9 +122,7 @@ Deno.test("Ledger: what KV refuses is given up and counted; every other key's re
 });
 
 Deno.test("Ledger: counts KV cannot sum are clamped, and the record and other keys are written", async () => {
-  const kv = await Deno.openKv(":memory:");
-  const ledger = new Ledger({ kv, retentionDays: 1, log: silentLogger, autoFlush: false });
-  try {
+  await withLedger({}, async ({ kv, ledger }) => {
     ledger.record(usageRecord("key_bad", 0, {
       prompt_tokens: 18446744073709551615,
       completion_tokens: -5,
@@ -127,10 +141,7 @@ Deno.test("Ledger: counts KV cannot sum are clamped, and the record and other ke
     assertEquals(bad.latency_ms, 2);
     assertEquals(bad.cost, 0);
     assertEquals(records.get("key_good")!.prompt_tokens, 10);
-  } finally {
-    await ledger.close();
-    kv.close();
-  }
+  });
 });
 
 Deno.test("Ledger: a full queue drops new records, counts them and logs once per interval", async () => {
@@ -208,9 +219,7 @@ Deno.test("Ledger: while KV fails, records stay queued; close() gives up after i
 });
 
 Deno.test("Ledger: a flush of 400 records of 10 keys is one atomic operation", async () => {
-  const kv = await Deno.openKv(":memory:");
-  const ledger = new Ledger({ kv, retentionDays: 1, log: silentLogger, autoFlush: false });
-  try {
+  await withLedger({}, async ({ kv, ledger }) => {
     for (let i = 0; i < 400; i++) ledger.record(usageRecord(`key_${i % 10}`, i));
     await ledger.flush();
     // Every atomic operation of a flush sets one short-lived commit marker (kv_commit.ts).
@@ -219,17 +228,12 @@ Deno.test("Ledger: a flush of 400 records of 10 keys is one atomic operation", a
     assertEquals(operations, 1);
     const { fromRecords } = await totals(kv);
     assertEquals(fromRecords.get("key_3")?.records, 40);
-  } finally {
-    await ledger.close();
-    kv.close();
-  }
+  });
 });
 
 Deno.test("Ledger: a block KV refuses whole is written record by record; only the bad record is lost", async () => {
-  const kv = await Deno.openKv(":memory:");
   const metrics = new Metrics();
-  const ledger = new Ledger({ kv, retentionDays: 1, log: silentLogger, metrics, autoFlush: false });
-  try {
+  await withLedger({ metrics }, async ({ kv, ledger }) => {
     for (let i = 0; i < 5; i++) {
       // A value KV cannot serialise, which no size estimate can see: the whole block is refused.
       const backend = i === 2 ? Symbol("not storable") as unknown as string : "up";
@@ -246,16 +250,11 @@ Deno.test("Ledger: a block KV refuses whole is written record by record; only th
     assertEquals(fromRecords, expected);
     assertEquals(fromAggregates, expected, "nothing of the refused block is counted twice");
     assertEquals(metrics.value("modelgate_ledger_dropped_total", { reason: "rejected" }), 1);
-  } finally {
-    await ledger.close();
-    kv.close();
-  }
+  });
 });
 
 Deno.test("Ledger: one key's 3,000 records of one flush are several blocks within KV's value limit", async () => {
-  const kv = await Deno.openKv(":memory:");
-  const ledger = new Ledger({ kv, retentionDays: 1, log: silentLogger, autoFlush: false });
-  try {
+  await withLedger({}, async ({ kv, ledger }) => {
     for (let i = 0; i < 3000; i++) {
       ledger.record(usageRecord("key_a", i, { requested_model: `model-${"m".repeat(200)}` }));
     }
@@ -267,16 +266,11 @@ Deno.test("Ledger: one key's 3,000 records of one flush are several blocks withi
     }
     assert(blocks > 10, `${blocks} blocks`);
     assertEquals((await totals(kv)).fromRecords.get("key_a")?.records, 3000);
-  } finally {
-    await ledger.close();
-    kv.close();
-  }
+  });
 });
 
 Deno.test("Ledger: listRequests() pages blocks and records stored one per value, newest first", async () => {
-  const kv = await Deno.openKv(":memory:");
-  const ledger = new Ledger({ kv, retentionDays: 1, log: silentLogger, autoFlush: false });
-  try {
+  await withLedger({}, async ({ kv, ledger }) => {
     // Records as versions before blocks stored them: one value and one pointer each.
     for (let i = 0; i < 3; i++) {
       const record = usageRecord(i === 1 ? "key_b" : "key_a", i, { request_id: `old_${i}` });
@@ -326,10 +320,7 @@ Deno.test("Ledger: listRequests() pages blocks and records stored one per value,
       await ledger.listRequests({ cursor }).catch((err) => error = err);
       assert(error instanceof TypeError && /cursor/.test(error.message), cursor);
     }
-  } finally {
-    await ledger.close();
-    kv.close();
-  }
+  });
 });
 
 /** Local KV whose next `failures` getMany() calls fail: KV going away in the middle of a flush. */
