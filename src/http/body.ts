@@ -59,17 +59,18 @@ export async function readBody(request: Request, limits: BodyLimits): Promise<Ui
  * than a fatal decoder, which Deno runs through its generic path, with the same verdicts.
  */
 const utf8 = new TextDecoder();
+const NOT_JSON = "Request body is not valid JSON";
 
 /** Reads a JSON body; `undefined` when the body is empty (or blank), 400 when it is not UTF-8 JSON. */
 export async function readJson(request: Request, limits: BodyLimits): Promise<unknown> {
   const bytes = await readBody(request, limits);
+  // JSON is UTF-8 (RFC 8259): other bytes are not JSON either.
+  if (!isUtf8(bytes)) throw invalidRequest(NOT_JSON);
+  const text = utf8.decode(bytes);
   try {
-    // JSON is UTF-8 (RFC 8259): other bytes are not JSON either.
-    if (!isUtf8(bytes)) throw new TypeError("not UTF-8");
-    const text = utf8.decode(bytes);
     return text.trim() === "" ? undefined : JSON.parse(text);
   } catch {
-    throw invalidRequest("Request body is not valid JSON");
+    throw invalidRequest(NOT_JSON);
   }
 }
 
