@@ -302,3 +302,55 @@ Deno.test("admin API: keys list in pages with a cursor and search by name or gro
     assertEquals(paid.data.map((k: { name: string }) => k.name).sort(), ["team-0", "team-1"]);
   });
 });
+
+Deno.test("admin /requests: newest first, filters key and model, pages with next_cursor, refuses a made-up cursor", async () => {
+  await withGateway(async (gateway) => {
+    const a = await gateway.createKey({});
+    const b = await gateway.createKey({});
+    for (const model of ["gpt-test", "gpt-other", "gpt-test", "llama-3", "gpt-test"]) {
+      await ask(gateway.client(a.key), model);
+    }
+    await ask(gateway.client(b.key), "gpt-test");
+    type Row = { key_id: string; model: string; request_id: string; time: string };
+    const all = async (query: string) => {
+      const rows: Row[] = [];
+      let cursor = "";
+      for (let page = 0; page < 20; page++) {
+        const response = await gateway.admin("GET", `/requests?limit=2&${query}${cursor}`);
+        assertEquals(response.status, 200);
+        const body = await response.json();
+        assert(body.data.length <= 2);
+        rows.push(...body.data);
+        if (body.next_cursor === null) return rows;
+        cursor = `&cursor=${encodeURIComponent(body.next_cursor)}`;
+      }
+      throw new Error("paging did not end");
+    };
+    await waitFor(async () => (await all(`key=${a.id}`)).length === 5);
+    const ofA = await all(`key=${a.id}`);
+    assertEquals(ofA.map((r) => r.model), [
+      "gpt-test",
+      "llama-3",
+      "gpt-test",
+      "gpt-other",
+      "gpt-test",
+    ]);
+    assert(ofA.every((r) => r.key_id === a.id));
+    assertEquals(new Set(ofA.map((r) => r.request_id)).size, 5, "no record twice across pages");
+    const gptTest = await all("model=gpt-test");
+    assertEquals(gptTest.length, 4);
+    assert(gptTest.every((r) => r.model === "gpt-test"));
+    assertEquals((await all(`key=${b.id}&model=gpt-test`)).length, 1);
+    const everything = await all("");
+    assertEquals(everything.length, 6);
+    const times = everything.map((r) => r.time);
+    assertEquals(times, times.toSorted().reverse(), "newest first");
+    const made = await gateway.admin("GET", "/requests?cursor=1.not-a-real-block");
+    assertEquals(made.status, 200, "a well-formed cursor naming no block lists what is older");
+    for (const bad of ["nonsense", "1.a/b", "-1.x"]) {
+      const refused = await gateway.admin("GET", `/requests?cursor=${encodeURIComponent(bad)}`);
+      assertEquals(refused.status, 400, bad);
+      assertEquals((await refused.json()).error.param, "cursor");
+    }
+  });
+});
